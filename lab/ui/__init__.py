@@ -1,0 +1,1 @@
+"""Qt side of the lab. Never does model work on the GUI thread: see worker.py."""

@@ -1,0 +1,40 @@
+"""QApplication set-up and the GUI entry point."""
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from lab.core import models
+from lab.ui import settings as lab_settings
+from lab.ui import theme as lab_theme
+
+
+def application(argv: Optional[list[str]] = None) -> QApplication:
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(argv if argv is not None else sys.argv[:1])
+        app.setApplicationName("Transformer Visual Lab")
+        app.setOrganizationName("TransformerVisualLab")
+        app.setDesktopFileName("tvlab")
+    lab_theme.apply(app, str(lab_settings.settings().value("theme", "system")))
+    return app
+
+
+def run(model: Optional[str] = None, device: Optional[str] = None, dtype: Optional[str] = None,
+        prompt: Optional[str] = None) -> int:
+    app = application()
+    from lab.ui.main_window import MainWindow
+
+    win = MainWindow()
+    s = lab_settings.settings()
+    ref = model or s.value("last_model") or models.DEFAULT_MODEL
+    win.show()
+    QTimer.singleShot(0, lambda: win.load_model(str(ref), device or str(s.value("device", "cpu")),
+                                                dtype or str(s.value("dtype", "fp32"))))
+    if prompt:
+        win.session.set_prompt(prompt)
+        win.panels["prompt"]._prompt_from_session(prompt)
+    return app.exec()

@@ -1,0 +1,235 @@
+"""The main window: docks built from the panel registry, menus, status bar, layouts."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (QApplication, QDockWidget, QLabel, QMainWindow, QMessageBox,
+                               QProgressBar, QPushButton, QWidget)
+
+import lab
+from lab.core import models
+from lab.ui import settings as lab_settings
+from lab.ui import theme as lab_theme
+from lab.ui.panels.base import Panel, panel_classes
+from lab.ui.panels.model import human_bytes, human_count
+from lab.ui.session import Session
+
+AREAS = {"left": Qt.LeftDockWidgetArea, "right": Qt.RightDockWidgetArea,
+         "top": Qt.TopDockWidgetArea, "bottom": Qt.BottomDockWidgetArea}
+STATE_VERSION = 1
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, session: Optional[Session] = None, restore: bool = True):
+        super().__init__()
+        self.setWindowTitle("Transformer Visual Lab")
+        self.setObjectName("tvlab-main")
+        self.session = session or Session(self)
+        self.setAcceptDrops(True)
+        self.setDockNestingEnabled(True)
+        self.setDockOptions(QMainWindow.AnimatedDocks | QMainWindow.AllowTabbedDocks | QMainWindow.AllowNestedDocks)
+        placeholder = QWidget()
+        placeholder.setMaximumSize(0, 0)
+        self.setCentralWidget(placeholder)
+        self.panels: dict[str, Panel] = {}
+        self.docks: dict[str, QDockWidget] = {}
+        for cls in panel_classes():
+            panel = cls(self.session, self)
+            dock = QDockWidget(cls.title, self)
+            dock.setObjectName(f"dock-{cls.panel_id}")
+            dock.setWidget(panel)
+            dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable
+                             | QDockWidget.DockWidgetClosable)
+            self.panels[cls.panel_id] = panel
+            self.docks[cls.panel_id] = dock
+        self._default_layout()
+        self._default_state = self.saveState(STATE_VERSION)
+        self._build_status_bar()
+        self._build_menus()
+        self.session.model_changed.connect(self._show_model)
+        self.session.busy_changed.connect(self._busy)
+        self.session.progress.connect(self._progress)
+        self.session.error.connect(self._error)
+        self.resize(1400, 900)
+        if restore:
+            self.restore_settings()
+
+    # --- layout ------------------------------------------------------------------------
+    def _default_layout(self) -> None:
+        placed: dict[str, QDockWidget] = {}
+        for cls in panel_classes():
+            dock = self.docks[cls.panel_id]
+            dock.setFloating(False)
+            dock.show()
+            if cls.tab_with and cls.tab_with in placed:
+                self.tabifyDockWidget(placed[cls.tab_with], dock)
+            else:
+                self.addDockWidget(AREAS.get(cls.area, Qt.RightDockWidgetArea), dock)
+            placed[cls.panel_id] = dock
+        for cls in panel_classes():   # the first of each tab group stays in front
+            if not cls.tab_with:
+                self.docks[cls.panel_id].raise_()
+        left = [d for pid, d in self.docks.items() if panel_classes_map()[pid].area == "left"]
+        right = [d for pid, d in self.docks.items() if panel_classes_map()[pid].area == "right"]
+        if left and right:
+            self.resizeDocks([left[0], right[0]], [380, 1000], Qt.Horizontal)
+        if "prompt" in self.docks:
+            self.resizeDocks([self.docks["prompt"]], [110], Qt.Vertical)
+
+    def reset_layout(self) -> None:
+        self.restoreState(self._default_state, STATE_VERSION)
+        for dock in self.docks.values():
+            if dock.isHidden():
+                dock.show()
+
+    # --- status bar ------------------------------------------------------------------------
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.model_label = QLabel("No model loaded")
+        self.model_label.setObjectName("status-model")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setMaximumWidth(180)
+        self.progress_bar.setRange(0, 1000)
+        self.progress_label = QLabel()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the running job (Esc)")
+        self.cancel_button.clicked.connect(lambda: self.session.cancel())
+        for w in (self.progress_label, self.progress_bar, self.cancel_button):
+            w.hide()
+            bar.addPermanentWidget(w)
+        bar.addWidget(self.model_label, 1)
+
+    def _show_model(self, card) -> None:
+        if card is None:
+            self.model_label.setText("No model loaded")
+            return
+        self.model_label.setText(
+            f"{card.name} · {card.kind} · {human_count(card.params)} parameters · "
+            f"{card.device} · {card.dtype} · weights {human_bytes(card.param_bytes)}")
+        s = lab_settings.settings()
+        s.setValue("last_model", card.ref)
+        s.setValue("device", card.device)
+        s.setValue("dtype", card.dtype)
+
+    def _busy(self, busy: bool, label: str) -> None:
+        for w in (self.progress_label, self.progress_bar, self.cancel_button):
+            w.setVisible(busy)
+        self.progress_label.setText(label)
+        if busy:
+            self.progress_bar.setValue(0)
+
+    def _progress(self, fraction: float, stage: str) -> None:
+        self.progress_bar.setValue(int(fraction * 1000))
+        if stage:
+            self.progress_label.setText(stage)
+
+    def _error(self, message: str) -> None:
+        self.statusBar().showMessage(message, 15000)
+
+    # --- menus -----------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        file_menu = mb.addMenu("&File")
+        open_act = QAction("&Open model folder…", self, shortcut=QKeySequence.Open)
+        open_act.triggered.connect(lambda: self.panels["model"].choose_folder())
+        file_menu.addAction(open_act)
+        zoo_menu = file_menu.addMenu("Load &bundled model")
+        for name in models.zoo_models():
+            act = QAction(f"zoo:{name}", self)
+            act.triggered.connect(lambda _=False, n=name: self.load_model(f"zoo:{n}"))
+            zoo_menu.addAction(act)
+        zoo_menu.setEnabled(bool(models.zoo_models()))
+        file_menu.addSeparator()
+        quit_act = QAction("&Quit", self, shortcut=QKeySequence.Quit)
+        quit_act.triggered.connect(self.close)
+        file_menu.addAction(quit_act)
+
+        run_menu = mb.addMenu("&Run")
+        analyse = QAction("&Analyse prompt", self, shortcut=QKeySequence("Ctrl+Return"))
+        analyse.triggered.connect(lambda: self.panels["prompt"].submit())
+        focus = QAction("&Focus prompt", self, shortcut=QKeySequence("Ctrl+L"))
+        focus.triggered.connect(lambda: self.panels["prompt"].edit.setFocus())
+        cancel = QAction("&Cancel running job", self, shortcut=QKeySequence("Esc"))
+        cancel.triggered.connect(lambda: self.session.cancel())
+        for a in (analyse, focus, cancel):
+            run_menu.addAction(a)
+
+        self.view_menu = mb.addMenu("&View")
+        for i, (pid, dock) in enumerate(self.docks.items()):
+            act = dock.toggleViewAction()
+            if i < 9:
+                act.setShortcut(QKeySequence(f"Alt+{i + 1}"))
+            self.view_menu.addAction(act)
+        self.view_menu.addSeparator()
+        reset = QAction("&Reset layout", self, shortcut=QKeySequence("Ctrl+Shift+R"))
+        reset.triggered.connect(self.reset_layout)
+        self.view_menu.addAction(reset)
+        theme_menu = self.view_menu.addMenu("&Theme")
+        self.theme_group = QActionGroup(self)
+        for name in lab_theme.THEMES:
+            act = QAction(name.capitalize(), self, checkable=True)
+            act.setData(name)
+            act.triggered.connect(lambda _=False, n=name: self.set_theme(n))
+            self.theme_group.addAction(act)
+            theme_menu.addAction(act)
+
+        help_menu = mb.addMenu("&Help")
+        about = QAction("&About", self)
+        about.triggered.connect(lambda: QMessageBox.about(
+            self, "Transformer Visual Lab",
+            f"Transformer Visual Lab {lab.__version__}\nA desktop lab for looking inside transformer language models."))
+        help_menu.addAction(about)
+
+    def set_theme(self, name: str) -> None:
+        app = QApplication.instance()
+        lab_theme.apply(app, name)
+        lab_settings.settings().setValue("theme", name)
+        for act in self.theme_group.actions():
+            act.setChecked(act.data() == name)
+
+    def load_model(self, ref: str, device: Optional[str] = None, dtype: Optional[str] = None) -> None:
+        self.panels["model"].load_ref(ref, device, dtype)
+
+    # --- drag and drop a folder ---------------------------------------------------------
+    def dragEnterEvent(self, event):
+        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+        if urls and urls[0].isLocalFile() and Path(urls[0].toLocalFile()).is_dir():
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event):
+        path = event.mimeData().urls()[0].toLocalFile()
+        self.load_model(path)
+        event.acceptProposedAction()
+
+    # --- settings ------------------------------------------------------------------------
+    def restore_settings(self) -> None:
+        s = lab_settings.settings()
+        geo = s.value("geometry")
+        if isinstance(geo, QByteArray):
+            self.restoreGeometry(geo)
+        state = s.value("window_state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state, STATE_VERSION)
+        theme = s.value("theme", "system")
+        for act in self.theme_group.actions():
+            act.setChecked(act.data() == theme)
+
+    def save_settings(self) -> None:
+        s = lab_settings.settings()
+        s.setValue("geometry", self.saveGeometry())
+        s.setValue("window_state", self.saveState(STATE_VERSION))
+        s.sync()
+
+    def closeEvent(self, event):
+        self.save_settings()
+        self.session.shutdown()
+        super().closeEvent(event)
+
+
+def panel_classes_map() -> dict[str, type[Panel]]:
+    return {c.panel_id: c for c in panel_classes()}

@@ -1,0 +1,76 @@
+"""Panel: the base of every dock panel, and the registry the main window builds from.
+
+A panel declares itself with class attributes (Spyder-style) and is discovered from the
+modules of ``lab.ui.panels``; a new panel is a new module with a Panel subclass.
+
+    class TokensPanel(Panel):
+        panel_id = "tokens"          # dock objectName, settings key, selftest PNG name
+        title = "Tokens & embeddings"
+        area = "left"                # left | right | top | bottom
+        tab_with = "model"           # panel_id of the dock it is tabbed with by default
+        order = 20                   # position in the View menu and the default layout
+
+The session's signals are connected to ``on_model_changed(card)``,
+``on_trace_changed(trace)`` and ``on_selection_changed(selection)``. Model work goes
+through ``self.session.request(channel, fn, on_done)``; never import torch in a panel.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtWidgets import QWidget
+
+
+class Panel(QWidget):
+    panel_id: str = ""
+    title: str = ""
+    area: str = "right"
+    tab_with: Optional[str] = None
+    order: int = 100
+
+    def __init__(self, session, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.session = session
+        self.setObjectName(f"panel-{self.panel_id}")
+        session.model_changed.connect(self.on_model_changed)
+        session.trace_changed.connect(self.on_trace_changed)
+        session.selection_changed.connect(self.on_selection_changed)
+
+    def on_model_changed(self, card) -> None:
+        pass
+
+    def on_trace_changed(self, trace) -> None:
+        pass
+
+    def on_selection_changed(self, selection) -> None:
+        pass
+
+    def selftest_ready(self) -> bool:
+        """True once the panel shows real content for the current model (selftest waits)."""
+        return True
+
+    def export_png(self, path: str | Path) -> bool:
+        """Save what the panel shows now as a PNG."""
+        return self.grab().save(str(path), "PNG")
+
+
+def panel_classes() -> list[type[Panel]]:
+    """Every Panel subclass in lab.ui.panels, in ``order``."""
+    import lab.ui.panels as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if not mod.name.startswith("_") and mod.name != "base":
+            importlib.import_module(f"{pkg.__name__}.{mod.name}")
+    seen: dict[str, type[Panel]] = {}
+
+    def walk(cls):
+        for sub in cls.__subclasses__():
+            if sub.panel_id and sub.__module__.startswith("lab.ui.panels."):
+                seen[sub.panel_id] = sub
+            walk(sub)
+
+    walk(Panel)
+    return sorted(seen.values(), key=lambda c: (c.order, c.panel_id))

@@ -1,0 +1,201 @@
+"""Model panel: choose a model (zoo, local folder, HF cache), device and dtype; the card."""
+from __future__ import annotations
+
+from html import escape
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QPushButton, QTextBrowser, QTreeWidget, QTreeWidgetItem,
+                               QVBoxLayout)
+
+from lab.core import models
+from lab.ui.panels.base import Panel
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def human_count(n: float) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(int(n))
+
+
+class ModelPanel(Panel):
+    panel_id = "model"
+    title = "Model"
+    area = "left"
+    order = 10
+
+    def __init__(self, session, parent=None):
+        super().__init__(session, parent)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Model", "Size"])
+        self.tree.setRootIsDecorated(True)
+        self.tree.itemDoubleClicked.connect(lambda *_: self.load_selected())
+        self.open_button = QPushButton("Open folder…")
+        self.open_button.clicked.connect(self.choose_folder)
+        self.load_button = QPushButton("Load")
+        self.load_button.setDefault(True)
+        self.load_button.clicked.connect(self.load_selected)
+        self.device = QComboBox()
+        for dev in models.available_devices():
+            self.device.addItem(models.device_label(dev), dev)
+        self.dtype = QComboBox()
+        self.dtype.addItems(list(models.DTYPES))
+        self.device.currentIndexChanged.connect(self._update_note)
+        self.dtype.currentIndexChanged.connect(self._update_note)
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #c77700;")
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #d03030;")
+        self.error.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.error.hide()
+        self.card_view = QTextBrowser()
+        self.card_view.setOpenExternalLinks(False)
+
+        form = QFormLayout()
+        form.addRow("Device", self.device)
+        form.addRow("Dtype", self.dtype)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.open_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.load_button)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.tree, 2)
+        lay.addLayout(buttons)
+        lay.addLayout(form)
+        lay.addWidget(self.note)
+        lay.addWidget(self.error)
+        lay.addWidget(self.card_view, 3)
+        self.refresh_sources()
+        self._update_note()
+        session.error.connect(self._show_error)
+        session.model_loading.connect(self._loading)
+
+    # --- sources -----------------------------------------------------------------------
+    def refresh_sources(self) -> None:
+        self.tree.clear()
+        zoo = QTreeWidgetItem(["Bundled zoo", ""])
+        for name, path in models.zoo_models().items():
+            size = sum(f.stat().st_size for f in path.glob("*") if f.is_file())
+            item = QTreeWidgetItem([f"zoo:{name}", human_bytes(size)])
+            item.setData(0, Qt.UserRole, f"zoo:{name}")
+            item.setToolTip(0, str(path))
+            zoo.addChild(item)
+        cache = QTreeWidgetItem(["Hugging Face cache", ""])
+        for c in models.cached_models():
+            item = QTreeWidgetItem([c.repo_id, human_bytes(c.size_bytes)])
+            item.setData(0, Qt.UserRole, c.repo_id)
+            item.setToolTip(0, str(c.path))
+            cache.addChild(item)
+        if cache.childCount() == 0:
+            empty = QTreeWidgetItem(["(no models in the local cache)", ""])
+            empty.setDisabled(True)
+            cache.addChild(empty)
+        self.folders = QTreeWidgetItem(["Folders", ""])
+        for it in (zoo, cache, self.folders):
+            self.tree.addTopLevelItem(it)
+            it.setExpanded(True)
+        self.tree.resizeColumnToContents(0)
+
+    def add_folder(self, path: str) -> QTreeWidgetItem:
+        for i in range(self.folders.childCount()):
+            if self.folders.child(i).data(0, Qt.UserRole) == path:
+                return self.folders.child(i)
+        item = QTreeWidgetItem([path, ""])
+        item.setData(0, Qt.UserRole, path)
+        self.folders.addChild(item)
+        self.folders.setExpanded(True)
+        return item
+
+    def choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Choose a model folder (with config.json)")
+        if path:
+            self.load_ref(path)
+
+    def selected_ref(self) -> str:
+        item = self.tree.currentItem()
+        return item.data(0, Qt.UserRole) if item is not None else ""
+
+    def load_selected(self) -> None:
+        ref = self.selected_ref()
+        if ref:
+            self.load_ref(ref)
+
+    def load_ref(self, ref: str, device: str | None = None, dtype: str | None = None) -> None:
+        if not ref.startswith("zoo:") and "/" in ref and not any(
+                c.repo_id == ref for c in models.cached_models()):
+            self.tree.setCurrentItem(self.add_folder(ref))
+        if device:
+            i = self.device.findData(device)
+            if i >= 0:
+                self.device.setCurrentIndex(i)
+        if dtype and dtype in models.DTYPES:
+            self.dtype.setCurrentText(dtype)
+        self.session.load_model(ref, self.current_device(), self.dtype.currentText())
+
+    def current_device(self) -> str:
+        return self.device.currentData() or "cpu"
+
+    def _update_note(self) -> None:
+        try:
+            _, notes = models.choose_device(self.current_device(), self.dtype.currentText())
+        except Exception as err:
+            notes = [str(err)]
+        self.note.setText(" ".join(notes))
+        self.note.setVisible(bool(notes))
+
+    # --- state ---------------------------------------------------------------------------
+    def _loading(self, ref: str) -> None:
+        self.error.hide()
+        self.load_button.setEnabled(False)
+        self.card_view.setHtml(f"<p>Loading <b>{escape(ref)}</b>…</p>")
+
+    def _show_error(self, message: str) -> None:
+        self.load_button.setEnabled(True)
+        self.error.setText(message)
+        self.error.show()
+        if self.session.card is None:
+            self.card_view.setHtml("<p>No model loaded.</p>")
+
+    def on_model_changed(self, card) -> None:
+        self.load_button.setEnabled(True)
+        if card is None:
+            self.card_view.setHtml("<p>No model loaded.</p>")
+            return
+        self.card_view.setHtml(card_html(card))
+
+    def selftest_ready(self) -> bool:
+        return self.session.card is not None
+
+
+def card_html(card) -> str:
+    layers = str(card.layers)
+    if card.kind == "encoder-decoder":
+        layers = f"{card.layers} encoder + {card.decoder_layers} decoder"
+    heads = str(card.heads)
+    if card.kv_heads and card.kv_heads != card.heads:
+        heads += f" (key/value heads: {card.kv_heads}, grouped-query)"
+    rows = [
+        ("Architecture", f"{card.kind} — {card.architecture} ({card.model_type})"),
+        ("Layers", layers), ("Heads", heads), ("Hidden size", str(card.hidden)),
+        ("Vocabulary", f"{card.vocab:,}"),
+        ("Context window", f"{card.context:,} tokens" if card.context else "no fixed limit (relative positions)"),
+        ("Parameters", f"{card.params:,} ({human_count(card.params)})"),
+        ("Weights in memory", f"{human_bytes(card.param_bytes)} at {card.dtype}"),
+        ("Device", card.device), ("Attention", card.attn_implementation + " (eager for captures)"),
+        ("Source", f"{card.source}: {card.path}"),
+    ]
+    body = "".join(f"<tr><td><b>{escape(k)}</b></td><td>{escape(v)}</td></tr>" for k, v in rows)
+    notes = "".join(f"<p style='color:#c77700'>{escape(n)}</p>" for n in card.notes)
+    return f"<h3>{escape(card.name)}</h3><table cellspacing=4>{body}</table>{notes}"

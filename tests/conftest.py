@@ -1,0 +1,47 @@
+import os
+import sys
+from pathlib import Path
+
+# Qt must see this before it is imported anywhere.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("TVLAB_SETTINGS_ORG", "tvlab-tests")
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import pytest  # noqa: E402
+
+import tiny_models  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """Build (once per run) tiny models of every kind; returns a function kind -> folder."""
+    root = tmp_path_factory.mktemp("tiny-models")
+    built = {}
+
+    def get(kind: str) -> Path:
+        if kind not in built:
+            built[kind] = tiny_models.build(kind, root / kind)
+        return built[kind]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tiny_model_dir):
+    return tiny_model_dir("gpt2")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tiny_model_dir):
+    return tiny_model_dir("bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_t5(tiny_model_dir):
+    return tiny_model_dir("t5")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tiny_model_dir):
+    return tiny_model_dir("llama")
