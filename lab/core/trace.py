@@ -1,15 +1,31 @@
-"""One captured forward pass, as plain numpy arrays.
+"""One captured forward pass, its attention aggregates, and the logit lens.
 
 ``capture(lm, text, target=None)`` runs the model once with eager attention and returns a
 Trace: token ids and pieces with their character offsets, attentions per stack
 (``self`` for decoder-only and encoder-only; ``encoder``, ``decoder``, ``cross`` for
 encoder-decoder; each ``attn[layer, head, query, key]``), hidden states per layer
 (``hidden[stack][layer, position, dim]``, index 0 is the embedding output) and logits.
+
+Where the tensors live. On the CPU they are numpy arrays (float32; float16 above
+``FLOAT16_ABOVE_BYTES`` so 2,048 tokens x 12 layers x 12 heads stay near 1 GB). On a GPU
+the full tensors stay on the device (copying all attentions of a 1B model at 2,048 tokens
+to the host takes seconds, computing them takes milliseconds): ``trace.attentions[stack]``
+is then a ``DeviceArray`` that looks like a read-only numpy array, transfers only what is
+indexed (``attn[layer, head]`` moves one head) and materialises the whole array only when
+something asks for all of it. Thumbnails (block maxima) and per-head entropies are
+reduced where the tensors are and arrive on the host with the trace. ``capture(...,
+resident=True)`` forces that mode on the CPU too, so both paths are tested on any machine.
+
+Aggregates (Abnar & Zuidema 2020 for rollout): ``mean_over_heads``, ``max_over_heads``,
+``rollout``, ``head_entropy``, ``hide_first_token``. The logit lens (nostalgebraist 2020):
+``logit_lens(lm, trace, position)`` reads every layer's hidden state through the model's
+own final norm and output head.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -19,7 +35,87 @@ from lab.core.models import KIND_DECODER, KIND_ENCODER, KIND_SEQ2SEQ, LoadedMode
 
 # Stored attentions above this many bytes at float32 are kept as float16 instead.
 FLOAT16_ABOVE_BYTES = 256 * 2**20
+# Thumbnail side (pixels) of each head in the model view; reduced where the tensors are.
+THUMB_SIZE = 48
 
+STACK_LABELS = {
+    "self": "self-attention",
+    "encoder": "encoder self-attention",
+    "decoder": "decoder self-attention",
+    "cross": "cross-attention (decoder → encoder)",
+}
+
+
+# --- tensors kept where they were computed ---------------------------------------------
+
+class DeviceArray:
+    """A torch tensor kept on its device that reads like a read-only numpy array.
+
+    Indexing transfers only the indexed part (``a[layer, head]`` is one head, float32);
+    ``np.asarray(a)`` or any other numpy attribute materialises the whole array once.
+    """
+
+    def __init__(self, tensor):
+        self._tensor = tensor
+        self._host: Optional[np.ndarray] = None
+
+    @property
+    def tensor(self):
+        return self._tensor
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self._tensor.shape)
+
+    @property
+    def ndim(self) -> int:
+        return self._tensor.dim()
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.float32) if self._tensor.is_floating_point() else np.dtype(np.int64)
+
+    @property
+    def device_bytes(self) -> int:
+        return self._tensor.numel() * self._tensor.element_size()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held in host memory (0 until materialised)."""
+        return 0 if self._host is None else self._host.nbytes
+
+    def __len__(self) -> int:
+        return int(self._tensor.shape[0])
+
+    def _to_host(self, t) -> np.ndarray:
+        if t.is_floating_point():
+            t = t.float()
+        return np.ascontiguousarray(t.cpu().numpy())
+
+    def __getitem__(self, index) -> np.ndarray:
+        if self._host is not None:
+            return self._host[index]
+        return self._to_host(self._tensor[index])
+
+    def __array__(self, dtype=None, copy=None):
+        if self._host is None:
+            self._host = self._to_host(self._tensor)
+        return self._host if dtype is None else self._host.astype(dtype)
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(np.asarray(self), name)
+
+    def __repr__(self) -> str:
+        return f"DeviceArray(shape={self.shape}, device={self._tensor.device}, dtype={self._tensor.dtype})"
+
+
+def _is_resident(a) -> bool:
+    return isinstance(a, DeviceArray)
+
+
+# --- the trace ----------------------------------------------------------------------------
 
 @dataclass
 class Trace:
@@ -30,13 +126,21 @@ class Trace:
     tokens: list[str]                     # the tokenizer's pieces (convert_ids_to_tokens)
     offsets: list[tuple[int, int]]        # character span of each token in ``text``
     special: list[bool]
-    attentions: dict[str, np.ndarray]     # stack -> attn[layer, head, query, key]
-    hidden: dict[str, np.ndarray]         # stack -> hidden[layer + 1, position, dim]
-    logits: np.ndarray                    # [position, vocab] float32 (decoder side for seq2seq)
+    attentions: dict[str, Any]            # stack -> attn[layer, head, query, key] (ndarray or DeviceArray)
+    hidden: dict[str, Any]                # stack -> hidden[layer + 1, position, dim]
+    logits: Any                           # [position, vocab] float32 (decoder side for seq2seq)
     target_text: str = ""
     target_ids: Optional[np.ndarray] = None   # decoder input ids for seq2seq (start token first)
     target_tokens: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)        # informational (e.g. switched to eager)
+    kv_heads: dict[str, int] = field(default_factory=dict)  # stack -> key/value heads (GQA)
+    device: str = "cpu"
+    # Host copies computed where the tensors live: stack -> thumbs[layer, head, s, s] and
+    # stack -> entropy[layer, head] (nats, mean over the query rows).
+    thumbs: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    entropies: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _heads: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def stacks(self) -> list[str]:
@@ -54,6 +158,231 @@ class Trace:
     def heads(self, stack: str) -> int:
         return int(self.attentions[stack].shape[1])
 
+    # --- reading attention ---------------------------------------------------------------
+    def causal(self, stack: str) -> bool:
+        """True where queries cannot see later keys (decoder self-attention)."""
+        return stack == "decoder" or (stack == "self" and self.kind == KIND_DECODER)
+
+    def mask(self, stack: str) -> Optional[np.ndarray]:
+        """bool[query, key], True where the model cannot look (the future); None if nothing is masked."""
+        if not self.causal(stack):
+            return None
+        q, k = self.attentions[stack].shape[2:]
+        return np.triu(np.ones((q, k), dtype=bool), k=1 + (k - q))
+
+    def is_resident(self, stack: str) -> bool:
+        """True if the stack's full tensor stays on the device (GPU capture)."""
+        return _is_resident(self.attentions[stack])
+
+    def head_ready(self, stack: str, layer: int, head: int) -> bool:
+        """True if ``head()`` returns without a device transfer (safe on the GUI thread)."""
+        return not self.is_resident(stack) or (stack, layer, head) in self._heads
+
+    def head(self, stack: str, layer: int, head: int) -> np.ndarray:
+        """attn[query, key] of one head, float32 (transfers that head only, then caches it)."""
+        key = (stack, int(layer), int(head))
+        if key in self._heads:
+            return self._heads[key]
+        a = self.attentions[stack]
+        out = np.asarray(a[layer, head], dtype=np.float32)
+        if self.is_resident(stack):
+            self._heads[key] = out
+        return out
+
+    def layer_heads(self, stack: str, layer: int) -> np.ndarray:
+        """attn[head, query, key] of one layer, float32."""
+        return np.asarray(self.attentions[stack][layer], dtype=np.float32)
+
+    def thumbnails(self, stack: str, size: int = THUMB_SIZE) -> np.ndarray:
+        """thumbs[layer, head, s, s]: block maxima of every head (sharp heads stay visible)."""
+        key = f"{stack}@{size}"
+        if key not in self.thumbs:
+            self.thumbs[key] = thumbnails(self.attentions[stack], size)
+        return self.thumbs[key]
+
+    def entropy(self, stack: str) -> np.ndarray:
+        """entropy[layer, head]: mean over query rows of each row's entropy, in nats."""
+        if stack not in self.entropies:
+            self.entropies[stack] = head_entropy(self.attentions[stack])
+        return self.entropies[stack]
+
+    def aggregate(self, stack: str, layer: int, how: str) -> np.ndarray:
+        """[query, key] float32: ``mean`` or ``max`` over the layer's heads, or ``rollout``
+        through layers 0..layer (self-attention stacks only)."""
+        a = self.attentions[stack]
+        if how == "mean":
+            return mean_over_heads(a[layer] if not _is_resident(a) else a.tensor[layer])
+        if how == "max":
+            return max_over_heads(a[layer] if not _is_resident(a) else a.tensor[layer])
+        if how == "rollout":
+            if stack == "cross":
+                raise InputError("Rollout follows a token through self-attention layers; it is not defined for cross-attention.")
+            return rollout(a.tensor if _is_resident(a) else a, upto=layer)[-1]
+        raise InputError(f"Unknown aggregate {how!r}; choose mean, max or rollout.")
+
+    def kv_groups(self, stack: str) -> list[list[int]]:
+        """Query heads sharing each key/value head (grouped-query attention), in HF's order."""
+        return kv_groups(self.heads(stack), self.kv_heads.get(stack, self.heads(stack)))
+
+    def stored_bytes(self) -> dict[str, int]:
+        """Bytes the stored attentions take: ``host`` (numpy) and ``device`` (kept on the GPU)."""
+        host = device = 0
+        for a in self.attentions.values():
+            if _is_resident(a):
+                device += a.device_bytes
+                host += a.nbytes
+            else:
+                host += a.nbytes
+        host += sum(v.nbytes for v in self._heads.values()) + sum(v.nbytes for v in self.thumbs.values())
+        return {"host": int(host), "device": int(device)}
+
+
+# --- aggregates (numpy on the host, torch where the tensors live) --------------------------
+
+def _torch(a) -> bool:
+    return type(a).__module__.startswith("torch")
+
+
+def _np32(x) -> np.ndarray:
+    if _torch(x):
+        return np.ascontiguousarray(x.float().cpu().numpy())
+    return np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+
+
+def mean_over_heads(attn) -> np.ndarray:
+    """attn[head, q, k] (or [layer, head, q, k]) -> mean over heads, float32."""
+    if _torch(attn):
+        return _np32(attn.float().mean(dim=-3))
+    return np.asarray(attn, dtype=np.float32).mean(axis=-3)
+
+
+def max_over_heads(attn) -> np.ndarray:
+    if _torch(attn):
+        return _np32(attn.float().amax(dim=-3))
+    return np.asarray(attn, dtype=np.float32).max(axis=-3)
+
+
+def rollout(attn, upto: Optional[int] = None, residual: float = 0.5) -> np.ndarray:
+    """Attention rollout (Abnar & Zuidema 2020): R_l = Â_l · R_{l-1}, Â = (1-r)·mean_h(A) + r·I,
+    rows renormalised. Returns rollout[layer, q, k] for layers 0..upto (float32).
+
+    The residual connection is why half of each row stays on the token itself.
+    """
+    L = attn.shape[0] if upto is None else int(upto) + 1
+    q, k = attn.shape[-2:]
+    if q != k:
+        raise InputError("Rollout needs square self-attention (query and key tokens the same).")
+    if _torch(attn):
+        import torch
+
+        eye = torch.eye(q, device=attn.device, dtype=torch.float32)
+        out = torch.empty((L, q, q), device=attn.device, dtype=torch.float32)
+        r = eye
+        for layer in range(L):
+            a = (1 - residual) * attn[layer].float().mean(dim=0) + residual * eye
+            a = a / a.sum(dim=-1, keepdim=True)
+            r = a @ r
+            out[layer] = r
+        return _np32(out)
+    eye = np.eye(q, dtype=np.float32)
+    out = np.empty((L, q, q), dtype=np.float32)
+    r = eye
+    for layer in range(L):
+        a = (1 - residual) * np.asarray(attn[layer], dtype=np.float32).mean(axis=0) + residual * eye
+        a /= a.sum(axis=-1, keepdims=True)
+        r = a @ r
+        out[layer] = r
+    return out
+
+
+def head_entropy(attn) -> np.ndarray:
+    """entropy[layer, head] in nats: each row's -sum p log p, averaged over the query rows.
+
+    Low = a sharp head (looks at one token), high = a diffuse one. Zeros (the causal mask)
+    contribute nothing, as in the definition (0 log 0 = 0).
+    """
+    if _is_resident(attn):
+        attn = attn.tensor
+    if _torch(attn):
+        out = []
+        for layer in range(attn.shape[0]):
+            p = attn[layer].float()
+            h = -(torch_xlogx(p)).sum(dim=-1).mean(dim=-1)
+            out.append(h)
+        import torch
+
+        return _np32(torch.stack(out))
+    L, H = attn.shape[:2]
+    out = np.empty((L, H), dtype=np.float32)
+    for layer in range(L):
+        p = np.asarray(attn[layer], dtype=np.float32)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0.0)
+        out[layer] = -plogp.sum(axis=-1).mean(axis=-1)
+    return out
+
+
+def torch_xlogx(p):
+    import torch
+
+    return torch.special.xlogy(p, p)
+
+
+def thumbnails(attn, size: int = THUMB_SIZE) -> np.ndarray:
+    """thumbs[layer, head, s, s] (s <= size): the maximum of each block, float32."""
+    if _is_resident(attn):
+        attn = attn.tensor
+    L, H, q, k = attn.shape
+    fq, fk = max(1, math.ceil(q / size)), max(1, math.ceil(k / size))
+    if _torch(attn):
+        import torch.nn.functional as F
+
+        out = []
+        for layer in range(L):
+            a = attn[layer].float().unsqueeze(0)
+            out.append(F.max_pool2d(a, (fq, fk), ceil_mode=True)[0] if (fq, fk) != (1, 1) else a[0])
+        import torch
+
+        return _np32(torch.stack(out))
+    sq, sk = math.ceil(q / fq), math.ceil(k / fk)
+    out = np.empty((L, H, sq, sk), dtype=np.float32)
+    for layer in range(L):
+        a = np.asarray(attn[layer], dtype=np.float32)
+        if (fq, fk) == (1, 1):
+            out[layer] = a
+            continue
+        pad = np.zeros((H, sq * fq, sk * fk), dtype=np.float32)
+        pad[:, :q, :k] = a
+        out[layer] = pad.reshape(H, sq, fq, sk, fk).max(axis=(2, 4))
+    return out
+
+
+def hide_first_token(matrix: np.ndarray, *, drop_query: bool = True) -> np.ndarray:
+    """Drop the first key (the attention sink) and renormalise each row over the rest.
+
+    ``matrix[..., q, k]``; with ``drop_query`` (self-attention) the first query row goes
+    too, since it is the same token. Rows that had only the first key become NaN (no
+    weight left to share), which the views draw as masked.
+    """
+    m = np.asarray(matrix, dtype=np.float32)[..., :, 1:]
+    if drop_query:
+        m = m[..., 1:, :]
+    s = m.sum(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(s > 0, m / np.where(s > 0, s, 1), np.nan)
+    return out.astype(np.float32)
+
+
+def kv_groups(heads: int, kv_heads: int) -> list[list[int]]:
+    """Query heads per key/value head. HF's ``repeat_kv`` repeats each kv head n times in a
+    row, so query head h reads kv head h // (heads // kv_heads)."""
+    if not kv_heads or kv_heads >= heads or heads % kv_heads:
+        return [[h] for h in range(heads)]
+    n = heads // kv_heads
+    return [list(range(g * n, (g + 1) * n)) for g in range(kv_heads)]
+
+
+# --- capture --------------------------------------------------------------------------------
 
 def context_limit(lm: LoadedModel) -> Optional[int]:
     return lm.card.context
@@ -90,39 +419,66 @@ def encode(lm: LoadedModel, text: str, *, limit: Optional[int] = None) -> tuple[
     }, warnings
 
 
-def _stack(tensors, dtype) -> np.ndarray:
-    """tuple of [1, H, Q, K] per layer -> [L, H, Q, K] numpy, C-contiguous."""
-    import torch
-
-    t = torch.stack([a[0] for a in tensors]).float()
-    return np.ascontiguousarray(t.to(dtype).cpu().numpy())
-
-
 def _attn_dtype(n_layers: int, n_heads: int, q: int, k: int):
     import torch
 
     return torch.float16 if n_layers * n_heads * q * k * 4 > FLOAT16_ABOVE_BYTES else torch.float32
 
 
-def _hidden(states) -> np.ndarray:
+def _store_host(tensors) -> np.ndarray:
+    """tuple of [1, H, Q, K] per layer -> [L, H, Q, K] numpy, C-contiguous, layer by layer
+    (no second full-size float32 copy)."""
     import torch
 
-    return np.ascontiguousarray(torch.stack([h[0] for h in states]).float().cpu().numpy())
+    L = len(tensors)
+    _, H, Q, K = tensors[0].shape
+    dtype = _attn_dtype(L, H, Q, K)
+    out = np.empty((L, H, Q, K), dtype=np.float16 if dtype == torch.float16 else np.float32)
+    for i, a in enumerate(tensors):
+        out[i] = a[0].to(dtype).cpu().numpy()
+    return out
+
+
+def _store_device(tensors) -> DeviceArray:
+    import torch
+
+    return DeviceArray(torch.stack([a[0] for a in tensors]))
+
+
+def _hidden(states, resident: bool):
+    import torch
+
+    t = torch.stack([h[0] for h in states])
+    if resident:
+        return DeviceArray(t)
+    return np.ascontiguousarray(t.float().cpu().numpy())
+
+
+def _check_attentions(lm: LoadedModel, atts) -> None:
+    if atts is None or len(atts) == 0 or any(a is None for a in atts):
+        raise InputError(f"{lm.card.name} did not return attention weights, even with eager attention.")
 
 
 def capture(lm: LoadedModel, text: str, target: Optional[str] = None, *,
-            job: Optional[Job] = None, max_new_target_tokens: int = 64) -> Trace:
+            job: Optional[Job] = None, max_new_target_tokens: int = 64,
+            resident: Optional[bool] = None, thumb_size: int = THUMB_SIZE,
+            prefetch: Sequence[tuple[str, int, int]] = ()) -> Trace:
     """Run one forward pass with attentions and hidden states; see the module docstring.
 
     For encoder-decoder models the decoder reads ``target``; when no target is given the
     model's own greedy output is used, so cross-attention shows what the model does.
+    ``resident`` (default: on for any device but the CPU) keeps the full tensors on the
+    device and transfers only thumbnails, entropies and the heads named in ``prefetch``
+    (``(stack, layer, head)``; the first head of the first stack when empty).
     """
     import torch
 
     job = Job.ensure(job)
     if text is None or text == "":
         raise InputError("The prompt is empty: type some text first.")
+    resident = (lm.device != "cpu") if resident is None else bool(resident)
     warnings: list[str] = []
+    notes: list[str] = []
     enc, w = encode(lm, text)
     warnings += w
     if not enc["ids"]:
@@ -133,10 +489,15 @@ def capture(lm: LoadedModel, text: str, target: Optional[str] = None, *,
             raise InputError("The prompt gives no tokens under this tokenizer.")
     if target and lm.kind != KIND_SEQ2SEQ:
         warnings.append(f"A target text only applies to encoder-decoder models; {lm.card.name} is {lm.kind}, so it was ignored.")
+    impl = getattr(lm.model.config, "_attn_implementation", None) or "eager"
+    if impl != "eager":
+        notes.append(f"{lm.card.name} runs with {impl} attention, which cannot return attention weights; "
+                     "this capture switched to eager attention (same numbers, weights included).")
     job.progress(0.1, "forward pass")
     dev = lm.device
     ids = torch.tensor([enc["ids"]], device=dev)
     tgt_ids_list: list[int] = []
+    store = _store_device if resident else _store_host
     with torch.inference_mode(), lm.attention("eager"), device_errors(dev):
         if lm.kind == KIND_SEQ2SEQ:
             start = lm.model.config.decoder_start_token_id
@@ -158,38 +519,215 @@ def capture(lm: LoadedModel, text: str, target: Optional[str] = None, *,
             dec = torch.tensor([tgt_ids_list], device=dev)
             out = lm.model(input_ids=ids, attention_mask=torch.ones_like(ids), decoder_input_ids=dec,
                            output_attentions=True, output_hidden_states=True, return_dict=True)
-            job.progress(0.7, "copying results")
-            q, k = dec.shape[1], ids.shape[1]
-            L, H = len(out.encoder_attentions), out.encoder_attentions[0].shape[1]
+            job.progress(0.7, "storing results")
+            for atts in (out.encoder_attentions, out.decoder_attentions, out.cross_attentions):
+                _check_attentions(lm, atts)
             attentions = {
-                "encoder": _stack(out.encoder_attentions, _attn_dtype(L, H, k, k)),
-                "decoder": _stack(out.decoder_attentions, _attn_dtype(L, H, q, q)),
-                "cross": _stack(out.cross_attentions, _attn_dtype(L, H, q, k)),
+                "encoder": store(out.encoder_attentions),
+                "decoder": store(out.decoder_attentions),
+                "cross": store(out.cross_attentions),
             }
-            hidden = {"encoder": _hidden(out.encoder_hidden_states), "decoder": _hidden(out.decoder_hidden_states)}
+            hidden = {"encoder": _hidden(out.encoder_hidden_states, resident),
+                      "decoder": _hidden(out.decoder_hidden_states, resident)}
         else:
             out = lm.model(input_ids=ids, attention_mask=torch.ones_like(ids),
                            output_attentions=True, output_hidden_states=True, return_dict=True)
-            job.progress(0.7, "copying results")
-            atts = out.attentions
-            if atts is None or any(a is None for a in atts):
-                raise InputError(f"{lm.card.name} did not return attention weights.")
-            T = ids.shape[1]
-            attentions = {"self": _stack(atts, _attn_dtype(len(atts), atts[0].shape[1], T, T))}
-            hidden = {"self": _hidden(out.hidden_states)}
-        logits = out.logits[0].float().cpu().numpy() if getattr(out, "logits", None) is not None else np.zeros((0, 0), np.float32)
-    tok = lm.tokenizer
+            job.progress(0.7, "storing results")
+            _check_attentions(lm, out.attentions)
+            attentions = {"self": store(out.attentions)}
+            hidden = {"self": _hidden(out.hidden_states, resident)}
+        raw_logits = getattr(out, "logits", None)
+        if raw_logits is None:
+            logits = np.zeros((0, 0), np.float32)
+        elif resident:
+            logits = DeviceArray(raw_logits[0])
+        else:
+            logits = np.ascontiguousarray(raw_logits[0].float().cpu().numpy())
+        del out
+        kv = int(getattr(lm.card, "kv_heads", 0) or 0)
+        kv_heads = {s: (kv if s in ("self", "decoder") and kv else int(attentions[s].shape[1])) for s in attentions}
+        tr = Trace(
+            model=lm.card.name, kind=lm.kind, text=text,
+            input_ids=np.asarray(enc["ids"], dtype=np.int64), tokens=list(enc["tokens"]),
+            offsets=enc["offsets"], special=enc["special"],
+            attentions=attentions, hidden=hidden, logits=logits,
+            target_text=(target or "") if lm.kind == KIND_SEQ2SEQ else "",
+            target_ids=np.asarray(tgt_ids_list, dtype=np.int64) if tgt_ids_list else None,
+            target_tokens=lm.tokenizer.convert_ids_to_tokens(tgt_ids_list) if tgt_ids_list else [],
+            warnings=warnings, notes=notes, kv_heads=kv_heads, device=str(dev),
+        )
+        if resident:
+            job.progress(0.85, "reducing thumbnails")
+            for s in tr.stacks:   # reduced on the device; only the small results cross over
+                tr.thumbnails(s, thumb_size)
+                tr.entropy(s)
+            for s, layer, head in (prefetch or [(tr.stacks[0], 0, 0)]):
+                if s in tr.attentions and layer < tr.layers(s) and head < tr.heads(s):
+                    tr.head(s, layer, head)
     job.progress(1.0, "done")
-    return Trace(
-        model=lm.card.name, kind=lm.kind, text=text,
-        input_ids=np.asarray(enc["ids"], dtype=np.int64), tokens=list(enc["tokens"]),
-        offsets=enc["offsets"], special=enc["special"],
-        attentions=attentions, hidden=hidden, logits=np.ascontiguousarray(logits, dtype=np.float32),
-        target_text=target or "" if lm.kind == KIND_SEQ2SEQ else "",
-        target_ids=np.asarray(tgt_ids_list, dtype=np.int64) if tgt_ids_list else None,
-        target_tokens=tok.convert_ids_to_tokens(tgt_ids_list) if tgt_ids_list else [],
-        warnings=warnings,
-    )
+    return tr
 
 
-__all__ = ["Trace", "capture", "encode", "KIND_DECODER", "KIND_ENCODER", "KIND_SEQ2SEQ"]
+# --- the logit lens ------------------------------------------------------------------------
+
+@dataclass
+class LensLayer:
+    layer: int                      # 0 = embeddings, i = after block i
+    top_ids: list[int]
+    top_tokens: list[str]
+    top_probs: list[float]
+    final_rank: int                 # 1-based rank of the model's final prediction at this layer
+    final_prob: float
+
+
+@dataclass
+class LensResult:
+    stack: str
+    position: int
+    token: str                      # the token at ``position`` (the lens predicts what follows it)
+    final_id: int
+    final_token: str
+    layers: list[LensLayer]
+    norm: str                       # the final norm used ("transformer.ln_f", ...) or "" if none
+    head: str                       # the output head used
+    max_abs_diff_last: float        # |lens at the last layer - the model's own logits|, max
+    logits: Optional[np.ndarray] = field(default=None, repr=False)   # lens_logits[layer, vocab]
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d.pop("logits", None)
+        return d
+
+
+def _module_at(root, path: str):
+    m = root
+    for part in path.split("."):
+        m = getattr(m, part, None)
+        if m is None:
+            return None
+    return m
+
+
+# Final norms by where architectures keep them (first match wins).
+_NORM_PATHS = ("transformer.ln_f", "model.norm", "model.decoder.final_layer_norm", "model.final_layernorm",
+               "gpt_neox.final_layer_norm", "decoder.final_layer_norm", "model.decoder.norm", "transformer.norm_f",
+               "transformer.final_layernorm", "model.language_model.norm")
+# Masked-LM heads that hold their own transform (dense + act + LayerNorm) before the decoder.
+_MLM_HEAD_PATHS = ("cls", "lm_head", "vocab_projector", "generator_lm_head", "pred_layer")
+
+
+def lens_parts(lm: LoadedModel):
+    """(norm module or None, its name, head function, its name, last_is_normed) for a model.
+
+    GPT-2 (ln_f), Llama (model.norm), T5's decoder (final_layer_norm) hand back a last
+    hidden state that already went through the final norm; BERT-style masked LMs have no
+    final norm outside their head (cls.predictions: dense, GELU, LayerNorm, decoder).
+    T5 with ``scale_decoder_outputs`` (tied embeddings) scales by d_model**-0.5 first.
+    """
+    model = lm.model
+    cfg = model.config
+    if lm.kind == KIND_ENCODER:
+        for p in _MLM_HEAD_PATHS:
+            head = _module_at(model, p)
+            if head is not None and callable(head):
+                return None, "", head, p, False
+        raise InputError(f"{lm.card.name} has no output head, so there is nothing to read layers through.")
+    out_emb = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if out_emb is None:
+        raise InputError(f"{lm.card.name} has no output head, so there is nothing to read layers through.")
+    norm, norm_name = None, ""
+    for p in _NORM_PATHS:
+        m = _module_at(model, p)
+        if m is not None:
+            norm, norm_name = m, p
+            break
+    head_name = "lm_head"
+    head = out_emb
+    if lm.kind == KIND_SEQ2SEQ and getattr(cfg, "model_type", "") in ("t5", "mt5", "umt5"):
+        scale = bool(getattr(cfg, "scale_decoder_outputs", getattr(cfg, "tie_word_embeddings", False)))
+        if scale:
+            d = cfg.d_model
+
+            def head(h, _e=out_emb, _d=d):
+                return _e(h * (_d ** -0.5))
+
+            head_name = "lm_head(h · d_model^-0.5)"
+    return norm, norm_name, head, head_name, norm is not None
+
+
+def logit_lens(lm: LoadedModel, trace_or_hidden, position: int = -1, k: int = 5, *,
+               stack: Optional[str] = None, final_logits=None, tokens: Optional[list[str]] = None) -> LensResult:
+    """Top-k predictions read from every layer's hidden state at ``position``.
+
+    Each layer's own state goes through the model's final norm and output head; the last
+    layer's state (already normed by the model for GPT-2, Llama and T5) is not normed
+    twice, so the last row equals the model's own logits. ``trace_or_hidden`` is a Trace
+    or ``hidden[layer + 1, dim]`` (then pass ``final_logits[vocab]`` for the ranks).
+    """
+    import torch
+
+    if isinstance(trace_or_hidden, Trace):
+        tr = trace_or_hidden
+        stack = stack or ("decoder" if tr.kind == KIND_SEQ2SEQ else "self")
+        if stack not in tr.hidden:
+            raise InputError(f"The logit lens reads the {'decoder' if tr.kind == KIND_SEQ2SEQ else 'self'} stack, not {stack!r}.")
+        hid = tr.hidden[stack]
+        n = hid.shape[1]
+        pos = position if position >= 0 else n + position
+        if not 0 <= pos < n:
+            raise InputError(f"Position {position} is out of range: the text has {n} tokens.")
+        states = np.asarray(hid[:, pos], dtype=np.float32)
+        if final_logits is None and getattr(tr.logits, "shape", (0,))[0] > pos:
+            final_logits = tr.logits[pos]
+        toks = tr.query_tokens(stack) if stack in ("decoder", "cross") else tr.tokens
+        token = toks[pos] if pos < len(toks) else ""
+    else:
+        states = np.asarray(trace_or_hidden, dtype=np.float32)
+        stack = stack or ""
+        pos = position
+        token = tokens[pos] if tokens else ""
+    norm, norm_name, head, head_name, last_normed = lens_parts(lm)
+    param = next(lm.model.parameters())
+    with torch.inference_mode(), device_errors(lm.device):
+        h = torch.from_numpy(states).to(device=param.device, dtype=param.dtype)
+        rows = []
+        for i in range(h.shape[0]):
+            x = h[i:i + 1]
+            if norm is not None and not (last_normed and i == h.shape[0] - 1):
+                x = norm(x)
+            rows.append(head(x)[0])
+        lens = torch.stack(rows).float()
+        probs = torch.softmax(lens, dim=-1)
+        top_p, top_i = probs.topk(k, dim=-1)
+        final = torch.as_tensor(np.asarray(final_logits, dtype=np.float32), device=lens.device) \
+            if final_logits is not None else lens[-1]
+        final_id = int(final.argmax())
+        ranks = (lens > lens[:, final_id:final_id + 1]).sum(dim=-1) + 1
+        diff = float((lens[-1] - final).abs().max()) if final_logits is not None else 0.0
+        lens_np = lens.cpu().numpy()
+        top_i, top_p = top_i.cpu().numpy(), top_p.cpu().numpy()
+        ranks = ranks.cpu().numpy()
+        final_probs = probs[:, final_id].cpu().numpy()
+    tok = lm.tokenizer
+    layers = [LensLayer(layer=i, top_ids=[int(t) for t in top_i[i]],
+                        top_tokens=tok.convert_ids_to_tokens([int(t) for t in top_i[i]]),
+                        top_probs=[float(p) for p in top_p[i]], final_rank=int(ranks[i]),
+                        final_prob=float(final_probs[i]))
+              for i in range(len(top_i))]
+    return LensResult(stack=stack, position=int(pos), token=token, final_id=final_id,
+                      final_token=tok.convert_ids_to_tokens([final_id])[0], layers=layers,
+                      norm=norm_name, head=head_name, max_abs_diff_last=diff, logits=lens_np)
+
+
+def attention_bytes(layers: int, heads: int, query: int, key: int) -> int:
+    """Host bytes the lab stores for one stack of that shape (float16 above the threshold)."""
+    n = layers * heads * query * key
+    return n * (2 if n * 4 > FLOAT16_ABOVE_BYTES else 4)
+
+
+__all__ = ["Trace", "DeviceArray", "capture", "encode", "logit_lens", "LensResult", "LensLayer",
+           "mean_over_heads", "max_over_heads", "rollout", "head_entropy", "thumbnails",
+           "hide_first_token", "kv_groups", "attention_bytes", "STACK_LABELS",
+           "KIND_DECODER", "KIND_ENCODER", "KIND_SEQ2SEQ"]

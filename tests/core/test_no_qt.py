@@ -1,0 +1,26 @@
+"""lab.core must stay Qt-free: importing every core module must not pull in PySide6 or pyqtgraph."""
+import json
+import pkgutil
+import subprocess
+import sys
+
+import lab.core
+
+SCRIPT = r"""
+import importlib, json, pkgutil, sys
+import lab.core
+names = [f"lab.core.{m.name}" for m in pkgutil.iter_modules(lab.core.__path__)]
+for n in names:
+    importlib.import_module(n)
+bad = sorted(m for m in sys.modules if m.split(".")[0] in ("PySide6", "pyqtgraph", "shiboken6"))
+print(json.dumps({"modules": names, "qt": bad}))
+"""
+
+
+def test_core_imports_no_qt():
+    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    expected = {f"lab.core.{m.name}" for m in pkgutil.iter_modules(lab.core.__path__)}
+    assert set(report["modules"]) == expected and "lab.core.trace" in expected
+    assert report["qt"] == [], f"lab.core imported Qt modules: {report['qt']}"
