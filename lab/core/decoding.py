@@ -1,0 +1,793 @@
+"""Step-through decoding: one token at a time, exactly as transformers' ``generate()``.
+
+``DecodeSession`` (decoder-only and encoder-decoder models) keeps a *tree* of tokens.
+Each node is one generated token; the root is the prompt. The session holds one live
+KV cache and the list of ids it contains; every node remembers the raw logits of the
+token after it (``next_logits``) once they have been computed, so
+
+- Step runs one incremental forward pass (one new token, the cache holds the rest),
+- Back and switching branches are instant (no model run); the next forward first crops
+  the cache to the prefix the new path shares with it (``Cache.crop``) and feeds the
+  missing tokens in one pass, so the cache never desynchronises from the path,
+- changing the settings re-filters the cached logits of the step on screen without a
+  model run.
+
+Greedy is ``argmax`` of the processed scores; sampling is one ``torch.multinomial`` draw
+from their softmax with a ``torch.Generator`` seeded with the seed. A node stores the
+generator state before and after its draw, so a branch replays the same tokens. For
+one sample ``torch.multinomial`` runs an exponential race: token i gets ``p_i / E_i``
+with ``E_i ~ Exp(1)`` drawn from the generator, the largest wins. Replaying the race
+from the saved state gives the winner's margin ``M = min_i E_i / p_i``, and
+``v = 1 - exp(-M)`` is a uniform number independent of the winner; ``u = (mass of the
+tokens before the winner) + p_winner * v`` is therefore a uniform number that lands in
+the winner's slice of the cumulative distribution: that is the "where the draw fell"
+the panel shows.
+
+``FillMaskSession`` is the encoder-only twin: fill the masked positions of a masked-LM
+one at a time (left to right or most confident first), each fill a step Back undoes.
+Bidirectional attention means each fill re-reads the whole sentence (no KV cache).
+"""
+from __future__ import annotations
+
+import inspect
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+
+from lab.core import sampling
+from lab.core.errors import InputError
+from lab.core.jobs import Job
+from lab.core.models import KIND_DECODER, KIND_ENCODER, KIND_SEQ2SEQ, LoadedModel, device_errors
+from lab.core.sampling import SamplingSettings
+
+N_CANDIDATES = 20
+MASK_SPELLINGS = ("[MASK]", "<mask>")
+
+
+# --- nodes and views ------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class Node:
+    id: int
+    parent: Optional["Node"]
+    token_id: Optional[int]            # None for the root (the prompt)
+    depth: int                         # generated tokens up to and including this one
+    settings: SamplingSettings         # what chose this token (root: the settings at reset)
+    how: str                           # prompt | greedy | sample | forced
+    rng_before: Any = None             # generator state before this node's draw (sampling)
+    rng_after: Any = None              # generator state for the next draw from here
+    next_logits: Any = None            # [1, vocab] float32 raw logits of the token after this one
+    children: list["Node"] = field(default_factory=list)
+    ms: float = 0.0                    # time of the forward pass that produced next_logits
+    _stats: Optional[dict] = None      # raw prob / entropy / P(EOS) of the step, computed on demand
+    _cum: Optional[float] = None
+
+    @property
+    def is_root(self) -> bool:
+        return self.parent is None
+
+
+@dataclass
+class Candidate:
+    id: int
+    token: str
+    raw_prob: float
+    prob: float                 # after the processors (0 = removed)
+    removed: bool
+    removed_by: str = ""        # the first stage that removed it
+    chosen: bool = False
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "token": self.token, "raw_prob": self.raw_prob, "prob": self.prob}
+
+
+@dataclass
+class StepView:
+    """Everything the panel draws for one step (plain Python / numpy, no torch)."""
+
+    step: int                           # 1-based index of the token (0: the next, pending step)
+    node_id: int                        # the node chosen at this step (or the node we stand on when pending)
+    chosen_id: Optional[int]
+    how: str
+    settings: SamplingSettings          # the settings the processed column uses
+    candidates: list[Candidate]
+    stages: list[sampling.StageResult]
+    cumulative: list[float]             # cumulative mass top-p reads, along candidates
+    top_p_cut: Optional[int]            # top-p keeps candidates[:top_p_cut]
+    draw: Optional[dict]                # {"u", "lo", "hi", "exact"} for a sampled token
+    entropy_bits: float                 # of the raw distribution
+    p_eos: float                        # raw probability of end-of-sequence
+    refiltered: bool = False            # settings differ from those that chose the token
+
+    def to_dict(self) -> dict:
+        return {"step": self.step, "chosen_id": self.chosen_id, "how": self.how,
+                "candidates": [c.to_dict() for c in self.candidates],
+                "stages": [s.to_dict() for s in self.stages], "top_p_cut": self.top_p_cut,
+                "draw": self.draw, "entropy_bits": self.entropy_bits, "p_eos": self.p_eos}
+
+
+@dataclass
+class TimelineItem:
+    node_id: int
+    token_id: int
+    token: str
+    raw_prob: float
+    prob: float
+    entropy_bits: float
+    p_eos: float
+    how: str
+
+
+@dataclass
+class Branch:
+    """A run of tokens between branching points, for the tree view."""
+
+    node_id: int                 # the last node of the run (goto target)
+    parent_node_id: Optional[int]
+    first_depth: int
+    text: str
+    tokens: int
+    cum_logprob: float
+    settings: str
+    on_path: bool
+    children: list["Branch"] = field(default_factory=list)
+
+
+def _token_text(tokenizer, tid: int) -> str:
+    if tokenizer is None:
+        return f"<{tid}>"
+    try:
+        t = tokenizer.decode([int(tid)], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    except Exception:
+        t = ""
+    if not t:
+        toks = tokenizer.convert_ids_to_tokens([int(tid)])
+        t = toks[0] if toks and toks[0] is not None else f"<{tid}>"
+    return t
+
+
+def _model_kwarg(model, *names) -> Optional[str]:
+    params = inspect.signature(model.forward).parameters
+    return next((n for n in names if n in params), None)
+
+
+def _make_generator(device: str, seed: int):
+    g = torch.Generator(device=torch.device(device))
+    g.manual_seed(int(seed))
+    return g
+
+
+def _candidate_order(stages: list[sampling.StageResult], k: int, extra: list[int]) -> np.ndarray:
+    """Ids of the k most likely tokens in the order the filters read them (stable on ties)."""
+    base = {s.name: s for s in stages}["penalties"].probs   # after penalties: top-k / top-p order
+    n = min(k, base.shape[0])
+    top = np.argpartition(-base, n - 1)[:n] if n < base.shape[0] else np.arange(base.shape[0])
+    ids = list(top)
+    for e in extra:
+        if e is not None and e not in ids:
+            ids.append(int(e))
+    ids = np.asarray(ids, dtype=np.int64)
+    return ids[np.lexsort((ids, -base[ids]))]
+
+
+def build_view(tokenizer, settings: SamplingSettings, input_ids, logits, *, chosen: Optional[int],
+               how: str, step: int, node_id: int, eos_ids: list[int], rng_before=None, device="cpu",
+               n: int = N_CANDIDATES, refiltered: bool = False) -> StepView:
+    """Candidates, waterfall and draw of one step from its raw logits ``[1, vocab]``."""
+    stages = sampling.waterfall(settings, input_ids, logits)
+    raw = stages[0].probs
+    final = stages[-1].probs
+    order = _candidate_order(stages, n, [chosen] if chosen is not None else [])
+    removed_by = {}
+    for i in order:
+        for s in stages[1:]:
+            if s.applied and s.probs[i] == 0 and raw[i] > 0:
+                removed_by[int(i)] = s.name
+                break
+    cands = [Candidate(int(i), _token_text(tokenizer, int(i)), float(raw[i]), float(final[i]),
+                       bool(final[i] == 0), removed_by.get(int(i), ""), chosen is not None and int(i) == chosen)
+             for i in order]
+    tp_in = sampling.top_p_input(stages)
+    cumulative = np.cumsum(tp_in[order]).tolist()
+    cut = sampling.top_p_cut(settings, stages, order)
+    draw = None
+    if how == "sample" and rng_before is not None and chosen is not None and not refiltered:
+        draw = _reconstruct_draw(final, chosen, rng_before, device)
+    p_eos = float(sum(raw[e] for e in eos_ids if 0 <= e < raw.shape[0]))
+    return StepView(step=step, node_id=node_id, chosen_id=chosen, how=how, settings=settings, candidates=cands,
+                    stages=stages, cumulative=cumulative, top_p_cut=cut, draw=draw,
+                    entropy_bits=stages[0].entropy_bits, p_eos=p_eos, refiltered=refiltered)
+
+
+def _reconstruct_draw(final: np.ndarray, chosen: int, rng_before, device: str) -> dict:
+    """Replay torch.multinomial's exponential race to find where the uniform draw fell."""
+    g = torch.Generator(device=torch.device(device))
+    g.set_state(rng_before)
+    probs = torch.from_numpy(np.ascontiguousarray(final, dtype=np.float32)).to(device)[None]
+    q = torch.empty_like(probs).exponential_(1, generator=g)
+    race = probs / q
+    winner = int(race.argmax())
+    m = 1.0 / float(race.max())
+    v = 1.0 - math.exp(-m)
+    order = np.lexsort((np.arange(final.shape[0]), -final))
+    pos = int(np.nonzero(order == chosen)[0][0])
+    lo = float(final[order[:pos]].sum(dtype=np.float64))
+    p = float(final[chosen])
+    return {"u": lo + p * v, "lo": lo, "hi": lo + p, "exact": winner == chosen,
+            "note": "torch.multinomial (one draw = an exponential race; u lands in the chosen token's slice)"}
+
+
+# --- the decode session -------------------------------------------------------------------------
+
+class DecodeSession:
+    """A step-through decode of a decoder-only or encoder-decoder model (see module doc)."""
+
+    def __init__(self, lm: LoadedModel, prompt: str = "", settings: Optional[SamplingSettings] = None, *,
+                 prompt_ids: Optional[list[int]] = None, eos_token_ids: Optional[list[int]] = None,
+                 job: Optional[Job] = None):
+        job = Job.ensure(job)
+        if lm.kind == KIND_ENCODER:
+            raise InputError(f"{lm.card.name} is an encoder-only model: it fills in masks instead of "
+                             "continuing text (use fill-in-the-mask).")
+        self.lm = lm
+        self.model = lm.model
+        self.tokenizer = lm.tokenizer
+        self.device = str(lm.device)
+        self.seq2seq = lm.kind == KIND_SEQ2SEQ
+        defaults = sampling.model_defaults(self.model)
+        self.settings = (settings or defaults.settings).validated()
+        self.eos_ids = list(eos_token_ids) if eos_token_ids is not None else (
+            defaults.eos_token_ids or sampling.eos_token_ids(self.model, self.tokenizer))
+        self.notes: list[str] = []
+        self.prompt = prompt or ""
+        self._cache_kw = _model_kwarg(self.model, "cache", "past_key_values") or "past_key_values"
+        self._pos_kw = None if self.seq2seq else _model_kwarg(self.model, "position_ids")
+        self._keep_kw = None if self.seq2seq else _model_kwarg(self.model, "logits_to_keep")
+        self._ids = itertools.count()
+        self._chain_for: Optional[SamplingSettings] = None
+        self._chain: list = []
+        self._gen = None
+        self._cache = None
+        self._cache_ids: list[int] = []
+        self._encoder_outputs = None
+        self._enc_mask = None
+        self.forward_lengths: list[int] = []   # tokens fed per forward pass (for the tests and the UI)
+
+        ids = list(prompt_ids) if prompt_ids is not None else self._encode(self.prompt)
+        if self._mask_in(self.prompt):
+            self.notes.append(f"{lm.card.name} is {lm.kind}: it reads left to right and does not fill in masks; "
+                              "the mask token is treated as ordinary text.")
+        if self.seq2seq:
+            if not ids:
+                raise InputError("The prompt gives no tokens: type some text for the encoder.")
+            self.encoder_ids = ids
+            start = self.model.config.decoder_start_token_id
+            if start is None:
+                start = getattr(self.model.generation_config, "decoder_start_token_id", None)
+            if start is None:
+                start = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+            self.prefix_ids = [int(start)]
+        else:
+            if not ids:
+                bos = getattr(self.tokenizer, "bos_token_id", None) if self.tokenizer is not None else None
+                if bos is None:
+                    bos = getattr(self.model.config, "bos_token_id", None)
+                if bos is None:
+                    raise InputError(f"The prompt is empty and {lm.card.name} has no beginning-of-sequence token "
+                                     "to start from: type a prompt.")
+                ids = [int(bos)]
+                self.notes.append("The prompt is empty, so decoding starts from the beginning-of-sequence token.")
+            self.encoder_ids = []
+            self.prefix_ids = ids
+        self.max_new_tokens = self._clamp(self.settings.max_new_tokens)
+        self.root = Node(next(self._ids), None, None, 0, self.settings, "prompt",
+                         rng_after=self._fresh_rng(self.settings.seed))
+        self.nodes: dict[int, Node] = {self.root.id: self.root}
+        self.current = self.root
+        job.progress(0.1, "reading the prompt")
+        with torch.inference_mode(), device_errors(self.device):
+            if self.seq2seq:
+                enc = torch.tensor([self.encoder_ids], device=self.device)
+                self._enc_mask = torch.ones_like(enc)
+                self._encoder_outputs = self.model.get_encoder()(input_ids=enc, attention_mask=self._enc_mask,
+                                                                 return_dict=True)
+            self._ensure_logits(self.root)
+        job.progress(1.0, "ready")
+
+    # --- setup helpers
+    def _encode(self, text: str) -> list[int]:
+        if not text:
+            return []
+        limit = self.lm.card.context
+        ids = list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+        if limit and len(ids) > limit and self.seq2seq:
+            self.notes.append(f"The prompt is {len(ids)} tokens; the encoder reads the first {limit}.")
+            ids = ids[:limit]
+        return ids
+
+    def _mask_in(self, text: str) -> bool:
+        mask = getattr(self.tokenizer, "mask_token", None)
+        spellings = {m for m in (mask, *MASK_SPELLINGS) if m}
+        return any(m in text for m in spellings)
+
+    def _clamp(self, wanted: int) -> int:
+        limit = self.lm.card.context
+        if not limit:
+            return wanted
+        room = limit - len(self.prefix_ids)
+        if room <= 0:
+            raise InputError(f"The prompt is {len(self.prefix_ids)} tokens and fills the context window of "
+                             f"{self.lm.card.name} ({limit} tokens): shorten it to leave room for new tokens.")
+        if wanted > room:
+            self.notes.append(f"Max new tokens {wanted} would pass the context window of {limit} tokens; "
+                              f"clamped to {room}.")
+            return room
+        return wanted
+
+    def _fresh_rng(self, seed: int):
+        return _make_generator(self.device, seed).get_state()
+
+    def _chain_now(self) -> list:
+        if self._chain_for != self.settings:
+            self._chain = sampling.build_chain(self.settings)
+            self._chain_for = self.settings
+        return self._chain
+
+    # --- settings
+    def set_settings(self, settings: SamplingSettings) -> None:
+        """New settings for the next steps; a new seed restarts the generator from here."""
+        settings = settings.validated()
+        old = self.settings
+        self.settings = settings
+        if settings.max_new_tokens != old.max_new_tokens or not hasattr(self, "max_new_tokens"):
+            self.max_new_tokens = self._clamp(settings.max_new_tokens)
+        if settings.seed != old.seed:
+            self.current.rng_after = self._fresh_rng(settings.seed)
+
+    # --- paths
+    def path(self, node: Optional[Node] = None) -> list[Node]:
+        node = node or self.current
+        out = []
+        while node is not None and not node.is_root:
+            out.append(node)
+            node = node.parent
+        return out[::-1]
+
+    def generated_ids(self, node: Optional[Node] = None) -> list[int]:
+        return [n.token_id for n in self.path(node)]
+
+    def path_ids(self, node: Optional[Node] = None) -> list[int]:
+        """Decoder-side ids up to ``node``: the prompt (or the start token) and the generated tokens."""
+        return self.prefix_ids + self.generated_ids(node)
+
+    def text(self, node: Optional[Node] = None, skip_special_tokens: bool = True) -> str:
+        if self.tokenizer is None:
+            return ""
+        return self.tokenizer.decode(self.generated_ids(node), skip_special_tokens=skip_special_tokens)
+
+    def stop_reason(self, node: Optional[Node] = None) -> str:
+        """'eos', 'max' or '' (the decode can go on from ``node``)."""
+        node = node or self.current
+        if node.token_id is not None and self.settings.stop_at_eos and node.token_id in self.eos_ids:
+            return "eos"
+        if node.depth >= self.max_new_tokens:
+            return "max"
+        return ""
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.stop_reason())
+
+    # --- the model
+    def _forward(self, feed: list[int], start: int):
+        """One forward pass feeding ``feed`` at positions ``start...``; returns logits [1, vocab] float32."""
+        x = torch.tensor([feed], device=self.device)
+        kw: dict[str, Any] = {self._cache_kw: self._cache, "use_cache": True, "return_dict": True}
+        if self.seq2seq:
+            kw.update(decoder_input_ids=x, encoder_outputs=self._encoder_outputs, attention_mask=self._enc_mask)
+        else:
+            kw["input_ids"] = x
+            if self._pos_kw:
+                kw[self._pos_kw] = torch.arange(start, start + len(feed), device=self.device)[None]
+            if self._keep_kw:
+                kw[self._keep_kw] = 1
+        self.forward_lengths.append(len(feed))
+        out = self.model(**kw)
+        cache = getattr(out, "cache", None)
+        if cache is None:
+            cache = getattr(out, "past_key_values", None)
+        self._cache = cache
+        return out.logits[:, -1].to(dtype=torch.float32, copy=True)
+
+    def _sync_cache(self, ids: list[int]) -> int:
+        """Crop the cache to the prefix it shares with ``ids`` (keeping at least one token to feed)."""
+        common = 0
+        for a, b in zip(self._cache_ids, ids):
+            if a != b:
+                break
+            common += 1
+        common = min(common, len(ids) - 1)
+        have = len(self._cache_ids)
+        if self._cache is not None and common < have:
+            try:
+                self._cache.crop(-(have - common)) if common > 0 else None
+                if common == 0 or self._cache.get_seq_length() != common:
+                    raise ValueError("crop did not reach the prefix")
+            except Exception:   # a cache that cannot be cropped (or nothing shared): start over
+                self._cache, common = None, 0
+            self._cache_ids = self._cache_ids[:common]
+        if self._cache is None:
+            common = 0
+            self._cache_ids = []
+        return common
+
+    def _ensure_logits(self, node: Node):
+        if node.next_logits is not None:
+            return node.next_logits
+        ids = self.path_ids(node)
+        common = self._sync_cache(ids)
+        t = time.perf_counter()
+        logits = self._forward(ids[common:], common)
+        node.next_logits = logits
+        self._cache_ids = ids
+        node.ms = (time.perf_counter() - t) * 1000
+        return logits
+
+    def _input_ids(self, node: Node):
+        return torch.tensor([self.path_ids(node)], device=self.device)
+
+    # --- stepping
+    def step(self, force: Optional[int] = None, job: Optional[Job] = None) -> Optional[Node]:
+        """Choose the next token (or ``force`` it); None when the decode has stopped."""
+        node = self.current
+        if force is None and self.stop_reason(node):
+            return None
+        if force is not None and node.depth >= self.max_new_tokens:
+            raise InputError(f"The decode already has {node.depth} tokens, the maximum; raise max new tokens.")
+        s = self.settings
+        with torch.inference_mode(), device_errors(self.device):
+            logits = self._ensure_logits(node)
+            rng_before = rng_after = node.rng_after
+            if force is not None:
+                tok, how = int(force), "forced"
+                if not 0 <= tok < logits.shape[-1]:
+                    raise InputError(f"Token id {tok} is outside the vocabulary (0-{logits.shape[-1] - 1}).")
+            else:
+                chain = self._chain_now()
+                ids = self._input_ids(node) if sampling.needs_input_ids(chain) else None
+                scores = sampling.apply_chain(chain, ids, logits) if chain else logits
+                if s.do_sample:
+                    if self._gen is None:
+                        self._gen = torch.Generator(device=torch.device(self.device))
+                    self._gen.set_state(rng_before)
+                    probs = torch.softmax(scores, dim=-1)
+                    tok = int(torch.multinomial(probs, num_samples=1, generator=self._gen))
+                    rng_after = self._gen.get_state()
+                    how = "sample"
+                else:
+                    tok, how = int(torch.argmax(scores, dim=-1)), "greedy"
+        child = next((c for c in node.children if c.token_id == tok), None)
+        if child is None:
+            child = Node(next(self._ids), node, tok, node.depth + 1, s, how, rng_before=rng_before,
+                         rng_after=rng_after)
+            node.children.append(child)
+            self.nodes[child.id] = child
+        else:   # the same prefix again: reuse its cached logits, record the latest choice
+            child.settings, child.how, child.rng_before, child.rng_after = s, how, rng_before, rng_after
+        self.current = child
+        return child
+
+    def run(self, job: Optional[Job] = None, on_step: Optional[Callable[[Node], None]] = None) -> list[Node]:
+        """Step until EOS or max new tokens; cancellable between steps through ``job``."""
+        job = Job.ensure(job)
+        out = []
+        total = max(1, self.max_new_tokens - self.current.depth)
+        while True:
+            job.check()
+            node = self.step()
+            if node is None:
+                break
+            out.append(node)
+            if on_step is not None:
+                on_step(node)
+            job.progress(min(1.0, len(out) / total), f"token {node.depth}")
+        return out
+
+    def back(self) -> Node:
+        """Undo one step (instant; the cache is cropped lazily before the next forward)."""
+        if not self.current.is_root:
+            self.current = self.current.parent
+        return self.current
+
+    def branch(self, node_id: int, token_id: int) -> Node:
+        """Replace the token of step ``node_id`` by ``token_id``: a new branch of the tree."""
+        node = self.nodes[node_id]
+        if node.is_root:
+            raise InputError("The prompt has no candidates to choose from; pick a generated step.")
+        self.current = node.parent
+        return self.step(force=token_id)
+
+    def goto(self, node_id: int) -> Node:
+        if node_id not in self.nodes:
+            raise InputError(f"No step {node_id} in this decode.")
+        self.current = self.nodes[node_id]
+        return self.current
+
+    # --- what the panel shows
+    def view(self, node: Optional[Node] = None, settings: Optional[SamplingSettings] = None,
+             n: int = N_CANDIDATES) -> StepView:
+        """The step that chose ``node`` (or, for the root, the pending first step)."""
+        node = node or self.current
+        with torch.inference_mode():
+            if node.is_root:
+                logits = self._ensure_logits(node)
+                s = settings or self.settings
+                return build_view(self.tokenizer, s, self._input_ids(node), logits, chosen=None, how="pending",
+                                  step=0, node_id=node.id, eos_ids=self.eos_ids, device=self.device, n=n)
+            parent = node.parent
+            s = settings or node.settings
+            refiltered = s != node.settings
+            return build_view(self.tokenizer, s, self._input_ids(parent), parent.next_logits, chosen=node.token_id,
+                              how=node.how, step=node.depth, node_id=node.id, eos_ids=self.eos_ids,
+                              rng_before=node.rng_before, device=self.device, n=n, refiltered=refiltered)
+
+    def view_next(self, settings: Optional[SamplingSettings] = None, n: int = N_CANDIDATES) -> Optional[StepView]:
+        """The pending step after the current node, if its logits are already known (no model run)."""
+        node = self.current
+        if node.next_logits is None:
+            return None
+        with torch.inference_mode():
+            return build_view(self.tokenizer, settings or self.settings, self._input_ids(node), node.next_logits,
+                              chosen=None, how="pending", step=0, node_id=node.id, eos_ids=self.eos_ids,
+                              device=self.device, n=n)
+
+    def _stats(self, node: Node) -> dict:
+        if node._stats is None:
+            with torch.inference_mode():
+                logits = node.parent.next_logits
+                logp = torch.log_softmax(logits[0].float(), dim=-1)
+                p = logp.exp()
+                ent = float(-(p * torch.nan_to_num(logp, neginf=0.0)).sum()) / math.log(2)
+                chain = sampling.build_chain(node.settings)
+                if node.how == "forced":
+                    chain = sampling.build_chain(node.settings)
+                ids = self._input_ids(node.parent) if sampling.needs_input_ids(chain) else None
+                proc = torch.softmax(sampling.apply_chain(chain, ids, logits), dim=-1)[0]
+                eos = [e for e in self.eos_ids if 0 <= e < p.shape[0]]
+                node._stats = {"raw_logprob": float(logp[node.token_id]), "raw_prob": float(p[node.token_id]),
+                               "prob": float(proc[node.token_id]), "entropy_bits": ent,
+                               "p_eos": float(p[eos].sum()) if eos else 0.0}
+        return node._stats
+
+    def cum_logprob(self, node: Optional[Node] = None) -> float:
+        """Sum of the model's (raw) log-probabilities of the tokens of the path, in nats."""
+        node = node or self.current
+        if node.is_root:
+            return 0.0
+        if node._cum is None:
+            node._cum = self.cum_logprob(node.parent) + self._stats(node)["raw_logprob"]
+        return node._cum
+
+    def timeline(self, node: Optional[Node] = None) -> list[TimelineItem]:
+        out = []
+        for n in self.path(node):
+            st = self._stats(n)
+            out.append(TimelineItem(n.id, n.token_id, _token_text(self.tokenizer, n.token_id), st["raw_prob"],
+                                    st["prob"], st["entropy_bits"], st["p_eos"], n.how))
+        return out
+
+    def tree(self) -> Branch:
+        """The decode tree with single-child chains merged into runs (for the tree view)."""
+        on_path = {n.id for n in self.path()} | {self.root.id}
+
+        def run_from(first: Node, parent_id: Optional[int]) -> Branch:
+            chain = [first]
+            while len(chain[-1].children) == 1:
+                chain.append(chain[-1].children[0])
+            last = chain[-1]
+            ids = [c.token_id for c in chain if c.token_id is not None]
+            text = self.tokenizer.decode(ids, skip_special_tokens=False) if (ids and self.tokenizer) else ""
+            b = Branch(node_id=last.id, parent_node_id=parent_id, first_depth=first.depth, text=text,
+                       tokens=len(ids), cum_logprob=self.cum_logprob(last), settings=last.settings.describe(),
+                       on_path=any(c.id in on_path for c in chain))
+            b.children = [run_from(c, last.id) for c in last.children]
+            return b
+
+        return run_from(self.root, None)
+
+    def leaves(self) -> list[Node]:
+        return [n for n in self.nodes.values() if not n.children and not n.is_root]
+
+
+# --- fill in the mask ------------------------------------------------------------------------
+
+@dataclass
+class MaskView:
+    position: int               # token index in the sentence
+    index: int                  # which mask (0-based, left to right)
+    filled_with: Optional[int]
+    view: StepView
+
+
+class FillMaskSession:
+    """Fill the mask tokens of an encoder-only masked-LM, one at a time; Back undoes a fill."""
+
+    ORDERS = ("left-to-right", "most-confident")
+
+    def __init__(self, lm: LoadedModel, prompt: str, settings: Optional[SamplingSettings] = None, *,
+                 order: str = "left-to-right", job: Optional[Job] = None):
+        job = Job.ensure(job)
+        if lm.kind != KIND_ENCODER:
+            raise InputError(f"{lm.card.name} is {lm.kind}: fill-in-the-mask needs an encoder-only masked-LM.")
+        out_emb = lm.model.get_output_embeddings() if hasattr(lm.model, "get_output_embeddings") else None
+        if out_emb is None:
+            raise InputError(f"{lm.card.name} is an encoder without a language-model head, so it cannot "
+                             "predict tokens for a mask.")
+        tok = lm.tokenizer
+        if getattr(tok, "mask_token_id", None) is None:
+            raise InputError(f"{lm.card.name}'s tokenizer has no mask token, so there is nothing to fill in.")
+        if order not in self.ORDERS:
+            raise InputError(f"Unknown fill order {order!r}; choose left-to-right or most-confident.")
+        self.lm, self.model, self.tokenizer = lm, lm.model, tok
+        self.device = str(lm.device)
+        self.settings = (settings or sampling.model_defaults(lm.model).settings).validated()
+        self.order = order
+        self.notes: list[str] = []
+        ids = list(tok(prompt or "", add_special_tokens=True)["input_ids"])
+        limit = lm.card.context
+        if limit and len(ids) > limit:
+            raise InputError(f"The text is {len(ids)} tokens; {lm.card.name} reads at most {limit}.")
+        self.mask_id = int(tok.mask_token_id)
+        self.positions = [i for i, t in enumerate(ids) if t == self.mask_id]
+        if not self.positions:
+            raise InputError(f"Put the mask token {tok.mask_token} where a word should be filled in "
+                             f"(e.g. 'The cat sat on the {tok.mask_token}.').")
+        self.original_ids = ids
+        # history[i] = (ids, logits [T, vocab] float32, fill (position, token, how, rng_before) or None, rng_after)
+        self._rng = _make_generator(self.device, self.settings.seed).get_state()
+        self.history: list[dict] = []
+        self.forward_lengths: list[int] = []
+        job.progress(0.2, "reading the sentence")
+        self.history.append({"ids": ids, "logits": self._forward(ids), "fill": None, "rng_after": self._rng})
+        job.progress(1.0, "ready")
+
+    def _forward(self, ids: list[int]):
+        with torch.inference_mode(), device_errors(self.device):
+            x = torch.tensor([ids], device=self.device)
+            self.forward_lengths.append(len(ids))
+            out = self.model(input_ids=x, attention_mask=torch.ones_like(x), return_dict=True)
+            return out.logits[0].to(torch.float32, copy=True)
+
+    @property
+    def ids(self) -> list[int]:
+        return self.history[-1]["ids"]
+
+    def unfilled(self) -> list[int]:
+        return [p for p in self.positions if self.ids[p] == self.mask_id]
+
+    @property
+    def finished(self) -> bool:
+        return not self.unfilled()
+
+    def set_settings(self, settings: SamplingSettings, order: Optional[str] = None) -> None:
+        settings = settings.validated()
+        if settings.seed != self.settings.seed:
+            self.history[-1]["rng_after"] = _make_generator(self.device, settings.seed).get_state()
+        self.settings = settings
+        if order is not None:
+            if order not in self.ORDERS:
+                raise InputError(f"Unknown fill order {order!r}; choose left-to-right or most-confident.")
+            self.order = order
+
+    def _scores(self, position: int, settings: SamplingSettings):
+        logits = self.history[-1]["logits"][position][None]
+        chain = sampling.build_chain(settings)
+        ids = torch.tensor([self.ids], device=self.device) if sampling.needs_input_ids(chain) else None
+        return logits, sampling.apply_chain(chain, ids, logits)
+
+    def next_position(self) -> Optional[int]:
+        todo = self.unfilled()
+        if not todo:
+            return None
+        if self.order == "left-to-right":
+            return todo[0]
+        with torch.inference_mode():
+            best = [(float(torch.softmax(self._scores(p, self.settings)[1], -1).max()), -p) for p in todo]
+        return -max(best)[1]
+
+    def step(self, position: Optional[int] = None, force: Optional[int] = None) -> Optional[int]:
+        """Fill one mask (the next by the order, or ``position``); returns the position filled."""
+        pos = self.next_position() if position is None else int(position)
+        if pos is None:
+            return None
+        if pos not in self.unfilled():
+            raise InputError("That position is not an unfilled mask.")
+        s = self.settings
+        rng_before = rng_after = self.history[-1]["rng_after"]
+        with torch.inference_mode():
+            logits, scores = self._scores(pos, s)
+            if force is not None:
+                tok, how = int(force), "forced"
+            elif s.do_sample:
+                g = torch.Generator(device=torch.device(self.device))
+                g.set_state(rng_before)
+                tok = int(torch.multinomial(torch.softmax(scores, -1), 1, generator=g))
+                rng_after, how = g.get_state(), "sample"
+            else:
+                tok, how = int(torch.argmax(scores, -1)), "greedy"
+        ids = list(self.ids)
+        ids[pos] = tok
+        self.history.append({"ids": ids, "logits": self._forward(ids), "rng_after": rng_after,
+                             "fill": {"position": pos, "token_id": tok, "how": how, "rng_before": rng_before,
+                                      "settings": s, "logits": logits}})
+        return pos
+
+    def run(self, job: Optional[Job] = None) -> list[int]:
+        job = Job.ensure(job)
+        out = []
+        while not self.finished:
+            job.check()
+            out.append(self.step())
+            job.progress(len(out) / max(1, len(self.positions)), f"mask {len(out)}")
+        return out
+
+    def back(self) -> bool:
+        if len(self.history) > 1:
+            self.history.pop()
+            return True
+        return False
+
+    def views(self, settings: Optional[SamplingSettings] = None, n: int = N_CANDIDATES) -> list[MaskView]:
+        """Candidates of every mask: open masks from the current state, filled ones from when they were filled."""
+        s = settings or self.settings
+        fills = {h["fill"]["position"]: h["fill"] for h in self.history[1:]}
+        eos = sampling.eos_token_ids(self.model, self.tokenizer)
+        out = []
+        with torch.inference_mode():
+            for k, pos in enumerate(self.positions):
+                f = fills.get(pos)
+                if f is None:
+                    logits = self.history[-1]["logits"][pos][None]
+                    v = build_view(self.tokenizer, s, torch.tensor([self.ids], device=self.device), logits,
+                                   chosen=None, how="pending", step=0, node_id=pos, eos_ids=eos,
+                                   device=self.device, n=n)
+                else:
+                    fs = settings or f["settings"]
+                    v = build_view(self.tokenizer, fs, torch.tensor([self.ids], device=self.device), f["logits"],
+                                   chosen=f["token_id"], how=f["how"], step=k + 1, node_id=pos, eos_ids=eos,
+                                   rng_before=f["rng_before"], device=self.device, n=n,
+                                   refiltered=fs != f["settings"])
+                out.append(MaskView(pos, k, f["token_id"] if f else None, v))
+        return out
+
+    def text(self) -> str:
+        return self.tokenizer.decode(self.ids, skip_special_tokens=True)
+
+    def tokens(self) -> list[str]:
+        return [_token_text(self.tokenizer, t) for t in self.ids]
+
+
+def mask_note(lm: LoadedModel, prompt: str) -> str:
+    """A note when the model and the prompt do not fit fill-in-the-mask (empty when fine)."""
+    tok = lm.tokenizer
+    mask = getattr(tok, "mask_token", None)
+    has_mask = any(m and m in (prompt or "") for m in (mask, *MASK_SPELLINGS))
+    if lm.kind in (KIND_DECODER, KIND_SEQ2SEQ) and has_mask:
+        return (f"{lm.card.name} is {lm.kind}: it continues text and does not fill in masks; "
+                "the mask is treated as ordinary text.")
+    if lm.kind == KIND_ENCODER:
+        out_emb = lm.model.get_output_embeddings() if hasattr(lm.model, "get_output_embeddings") else None
+        if out_emb is None:
+            return f"{lm.card.name} is an encoder without a language-model head: it cannot predict tokens."
+        if not has_mask and mask:
+            return f"Put {mask} where a word should be filled in."
+    return ""
+
+
+__all__ = ["DecodeSession", "FillMaskSession", "Node", "StepView", "Candidate", "TimelineItem", "Branch",
+           "MaskView", "build_view", "mask_note", "N_CANDIDATES"]

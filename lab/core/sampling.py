@@ -1,0 +1,345 @@
+"""Sampling settings and the processor chain of transformers' ``generate()``.
+
+The chain is built from transformers' own classes
+(``transformers.generation.logits_process``) in the order ``generate()`` uses
+(``GenerationMixin._get_logits_processor``, transformers 5):
+
+    always on:        RepetitionPenaltyLogitsProcessor          (penalty != 1.0)
+    sampling only:    TemperatureLogitsWarper                   (temperature != 1.0)
+                      TopKLogitsWarper                          (top_k != 0)
+                      TopPLogitsWarper                          (top_p < 1.0)
+                      MinPLogitsWarper                          (min_p > 0)
+
+then one ``softmax``; greedy is ``argmax`` of the processed scores (first maximum on
+ties), sampling is one ``torch.multinomial`` draw. Greedy decoding applies only the
+always-on processors, exactly as ``generate(do_sample=False)`` does: temperature, top-k,
+top-p and min-p change nothing in greedy mode.
+
+``waterfall()`` runs the same chain one stage at a time and reports the distribution
+after each stage, how many tokens survive and how much probability mass each stage
+removed. Torch is imported lazily so that the UI can import the settings class.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from lab.core.errors import InputError
+
+GREEDY = "greedy"
+SAMPLE = "sample"
+STRATEGIES = (GREEDY, SAMPLE)
+
+# transformers' own defaults when the model's generation_config says nothing
+# (GenerationConfig._get_default_generation_params, transformers 5); read from the
+# library when it is there, these are the fallback.
+_FALLBACK_DEFAULTS = {"temperature": 1.0, "top_k": 50, "top_p": 1.0, "repetition_penalty": 1.0,
+                      "do_sample": False, "max_length": 20, "min_p": None}
+
+SOURCE = ("transformers GenerationMixin._get_logits_processor / _sample (v5): "
+          "penalties, then Temperature -> TopK -> TopP -> MinP, softmax, argmax or torch.multinomial")
+
+# The stages of the waterfall, in chain order.
+STAGES = ("raw", "penalties", "temperature", "top-k", "top-p", "min-p")
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """What decides the next token. ``temperature == 0`` means greedy."""
+
+    strategy: str = GREEDY
+    temperature: float = 1.0
+    top_k: int = 50
+    top_p: float = 1.0
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    max_new_tokens: int = 20
+    stop_at_eos: bool = True
+    seed: int = 0
+
+    @property
+    def do_sample(self) -> bool:
+        """Sampling happens only with the sample strategy and a temperature above 0."""
+        return self.strategy == SAMPLE and self.temperature > 0
+
+    @property
+    def effective_strategy(self) -> str:
+        return SAMPLE if self.do_sample else GREEDY
+
+    def validated(self) -> "SamplingSettings":
+        """Return self after checking every value; raises InputError with one sentence."""
+        validate(self)
+        return self
+
+    def with_(self, **changes) -> "SamplingSettings":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        if not self.do_sample:
+            why = " (temperature 0 = greedy)" if self.strategy == SAMPLE else ""
+            rp = f", repetition penalty {self.repetition_penalty:g}" if self.repetition_penalty != 1.0 else ""
+            return f"greedy{why}{rp}"
+        parts = [f"T={self.temperature:g}",
+                 f"top-k {self.top_k}" if self.top_k else "top-k off",
+                 f"top-p {self.top_p:g}" if self.top_p < 1.0 else "top-p off"]
+        if self.min_p:
+            parts.append(f"min-p {self.min_p:g}")
+        if self.repetition_penalty != 1.0:
+            parts.append(f"rep. penalty {self.repetition_penalty:g}")
+        return f"sample ({', '.join(parts)}), seed {self.seed}"
+
+
+def validate(s: SamplingSettings) -> None:
+    """Raise InputError for any value transformers (or common sense) would refuse."""
+    if s.strategy not in STRATEGIES:
+        raise InputError(f"Unknown strategy {s.strategy!r}; choose greedy or sample.")
+    for name in ("temperature", "top_p", "min_p", "repetition_penalty"):
+        v = getattr(s, name)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or math.isnan(v) or math.isinf(v):
+            raise InputError(f"{name.replace('_', '-')} must be a number, not {v!r}.")
+    if s.temperature < 0:
+        raise InputError(f"Temperature must be 0 or more (0 means greedy), not {s.temperature:g}.")
+    if not isinstance(s.top_k, int) or isinstance(s.top_k, bool) or s.top_k < 0:
+        raise InputError(f"Top-k must be a whole number of 0 or more (0 turns it off), not {s.top_k}.")
+    if not 0 < s.top_p <= 1:
+        raise InputError(f"Top-p must be above 0 and at most 1 (1.0 turns it off), not {s.top_p:g}.")
+    if not 0 <= s.min_p <= 1:
+        raise InputError(f"Min-p must be between 0 and 1 (0 turns it off), not {s.min_p:g}.")
+    if s.repetition_penalty <= 0:
+        raise InputError(f"The repetition penalty must be above 0 (1.0 turns it off), not {s.repetition_penalty:g}.")
+    if not isinstance(s.max_new_tokens, int) or isinstance(s.max_new_tokens, bool) or s.max_new_tokens < 1:
+        raise InputError(f"Max new tokens must be a whole number of 1 or more, not {s.max_new_tokens}.")
+    if not isinstance(s.seed, int) or isinstance(s.seed, bool) or s.seed < 0:
+        raise InputError(f"The seed must be a whole number of 0 or more, not {s.seed}.")
+
+
+def library_defaults() -> dict:
+    """transformers' effective defaults for fields a generation config leaves unset."""
+    try:
+        from transformers import GenerationConfig
+
+        d = dict(GenerationConfig._get_default_generation_params())
+        return {**_FALLBACK_DEFAULTS, **{k: d[k] for k in _FALLBACK_DEFAULTS if k in d}}
+    except Exception:  # a future transformers without the helper: the documented values
+        return dict(_FALLBACK_DEFAULTS)
+
+
+@dataclass
+class ModelDefaults:
+    """The effective starting settings for a model and where each value came from."""
+
+    settings: SamplingSettings
+    sources: dict[str, str] = field(default_factory=dict)   # field -> "model" | "transformers"
+    eos_token_ids: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)          # generation-config options the lab does not apply
+
+    def to_dict(self) -> dict:
+        return {"settings": self.settings.to_dict(), "sources": dict(self.sources),
+                "eos_token_ids": list(self.eos_token_ids), "notes": list(self.notes)}
+
+
+# Options a generation_config can hold that add processors the lab does not show.
+_UNSHOWN = {"no_repeat_ngram_size": 0, "bad_words_ids": None, "min_new_tokens": None, "min_length": 0,
+            "forced_bos_token_id": None, "forced_eos_token_id": None, "suppress_tokens": None,
+            "begin_suppress_tokens": None, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0,
+            "sequence_bias": None, "encoder_repetition_penalty": 1.0, "renormalize_logits": False,
+            "top_h": None}
+
+
+def model_defaults(model: Any) -> ModelDefaults:
+    """Settings from the model's ``generation_config`` over transformers' defaults."""
+    gc = getattr(model, "generation_config", None)
+    lib = library_defaults()
+    sources: dict[str, str] = {}
+
+    def pick(name: str, lib_name: Optional[str] = None):
+        v = getattr(gc, name, None) if gc is not None else None
+        if v is not None:
+            sources[name] = "model"
+            return v
+        sources[name] = "transformers"
+        return lib.get(lib_name or name)
+
+    do_sample = bool(pick("do_sample"))
+    temperature = float(pick("temperature"))
+    top_k = int(pick("top_k") or 0)
+    top_p = float(pick("top_p"))
+    min_p = float(pick("min_p") or 0.0)
+    rep = float(pick("repetition_penalty"))
+    mnt = getattr(gc, "max_new_tokens", None) if gc is not None else None
+    if mnt is not None:
+        sources["max_new_tokens"] = "model"
+        max_new = int(mnt)
+    else:
+        sources["max_new_tokens"] = "transformers"
+        max_new = 20   # generate(): "by default let's always generate 20 new tokens"
+    notes = []
+    if gc is not None:
+        for name, neutral in _UNSHOWN.items():
+            v = getattr(gc, name, None)
+            if v is not None and v != neutral:
+                notes.append(f"The model's generation config sets {name}={v!r}, which the lab does not apply.")
+    s = SamplingSettings(strategy=SAMPLE if do_sample else GREEDY, temperature=temperature, top_k=top_k,
+                         top_p=min(max(top_p, 1e-6), 1.0), min_p=min(max(min_p, 0.0), 1.0),
+                         repetition_penalty=rep if rep > 0 else 1.0, max_new_tokens=max(1, max_new))
+    return ModelDefaults(settings=s, sources=sources, eos_token_ids=eos_token_ids(model), notes=notes)
+
+
+def eos_token_ids(model: Any, tokenizer: Any = None) -> list[int]:
+    """The end-of-sequence ids generate() stops on (generation config, then config, then tokenizer)."""
+    for src in (getattr(model, "generation_config", None), getattr(model, "config", None), tokenizer):
+        v = getattr(src, "eos_token_id", None) if src is not None else None
+        if v is None:
+            continue
+        ids = [int(x) for x in (v if isinstance(v, (list, tuple)) else [v])]
+        if ids:
+            return ids
+    return []
+
+
+# --- the chain --------------------------------------------------------------------------
+
+@dataclass
+class Stage:
+    name: str                 # one of STAGES (not "raw")
+    processor: Any            # a transformers LogitsProcessor
+    label: str                # what the UI prints
+
+
+def build_chain(s: SamplingSettings) -> list[Stage]:
+    """The processors generate() would apply for these settings, in its order."""
+    from transformers.generation.logits_process import (MinPLogitsWarper, RepetitionPenaltyLogitsProcessor,
+                                                        TemperatureLogitsWarper, TopKLogitsWarper,
+                                                        TopPLogitsWarper)
+
+    chain: list[Stage] = []
+    if s.repetition_penalty != 1.0:
+        chain.append(Stage("penalties", RepetitionPenaltyLogitsProcessor(float(s.repetition_penalty)),
+                           f"repetition penalty {s.repetition_penalty:g}"))
+    if s.do_sample:
+        if s.temperature != 1.0:
+            chain.append(Stage("temperature", TemperatureLogitsWarper(float(s.temperature)),
+                               f"temperature {s.temperature:g}"))
+        if s.top_k != 0:
+            chain.append(Stage("top-k", TopKLogitsWarper(top_k=int(s.top_k), min_tokens_to_keep=1),
+                               f"top-k {s.top_k}"))
+        if s.top_p < 1.0:
+            chain.append(Stage("top-p", TopPLogitsWarper(top_p=float(s.top_p), min_tokens_to_keep=1),
+                               f"top-p {s.top_p:g}"))
+        if s.min_p > 0:
+            chain.append(Stage("min-p", MinPLogitsWarper(min_p=float(s.min_p), min_tokens_to_keep=1),
+                               f"min-p {s.min_p:g}"))
+    return chain
+
+
+def needs_input_ids(chain: Sequence[Stage]) -> bool:
+    return any(st.name == "penalties" for st in chain)
+
+
+def apply_chain(chain: Sequence[Stage], input_ids, logits):
+    """Processed scores ``[1, vocab]`` (float32, -inf where removed), as generate() computes them."""
+    scores = logits
+    for st in chain:
+        scores = st.processor(input_ids, scores)
+    return scores
+
+
+def process(settings: SamplingSettings, input_ids, logits):
+    """``apply_chain(build_chain(settings), ...)``; ``logits`` is ``[1, vocab]`` float32."""
+    return apply_chain(build_chain(settings), input_ids, logits)
+
+
+# --- the waterfall ------------------------------------------------------------------------
+
+@dataclass
+class StageResult:
+    name: str
+    label: str
+    applied: bool
+    survivors: int              # tokens with non-zero probability after this stage
+    mass_removed: float         # probability mass (of the distribution entering the stage) it removed
+    removed: int                # tokens this stage removed
+    entropy_bits: float
+    probs: np.ndarray           # [vocab] float32, the distribution after this stage
+    note: str = ""
+
+    def to_dict(self, with_probs: bool = False) -> dict:
+        d = {"name": self.name, "label": self.label, "applied": self.applied, "survivors": self.survivors,
+             "mass_removed": self.mass_removed, "removed": self.removed, "entropy_bits": self.entropy_bits,
+             "note": self.note}
+        if with_probs:
+            d["probs"] = self.probs.tolist()
+        return d
+
+
+def entropy_bits(probs) -> float:
+    p = np.asarray(probs, dtype=np.float64)
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum())
+
+
+def waterfall(settings: SamplingSettings, input_ids, logits) -> list[StageResult]:
+    """The distribution after each stage (raw -> penalties -> temperature -> top-k -> top-p -> min-p).
+
+    Stages the settings switch off (or that greedy decoding skips) are listed as not
+    applied, so a learner sees the whole chain every time.
+    """
+    import torch
+
+    chain = {st.name: st for st in build_chain(settings)}
+    scores = logits.float()
+    probs = torch.softmax(scores, dim=-1)
+    p_np = probs[0].cpu().numpy().astype(np.float32)
+    n = int((probs[0] > 0).sum())
+    out = [StageResult("raw", "raw model output (softmax of the logits)", True, n, 0.0, 0, entropy_bits(p_np), p_np)]
+    off_reason = {
+        "penalties": "repetition penalty 1.0 (off)",
+        "temperature": "temperature 1.0 (no change)",
+        "top-k": "top-k 0 (off)",
+        "top-p": "top-p 1.0 (off)",
+        "min-p": "min-p 0 (off)",
+    }
+    for name in STAGES[1:]:
+        st = chain.get(name)
+        if st is None:
+            note = off_reason[name]
+            if name != "penalties" and not settings.do_sample:
+                note = "not applied: greedy decoding skips the sampling warpers"
+            out.append(StageResult(name, note, False, out[-1].survivors, 0.0, 0, out[-1].entropy_bits,
+                                   out[-1].probs, note))
+            continue
+        before = probs
+        scores = st.processor(input_ids, scores)
+        probs = torch.softmax(scores, dim=-1)
+        removed_mask = (before[0] > 0) & torch.isneginf(scores[0])
+        mass = float(before[0][removed_mask].sum())
+        p_np = probs[0].cpu().numpy().astype(np.float32)
+        out.append(StageResult(name, st.label, True, int((probs[0] > 0).sum()), mass, int(removed_mask.sum()),
+                               entropy_bits(p_np), p_np))
+    return out
+
+
+def top_p_cut(settings: SamplingSettings, stages: list[StageResult], order: np.ndarray) -> Optional[int]:
+    """How many of the tokens in ``order`` (most likely first) top-p keeps, or None when off."""
+    if not settings.do_sample or settings.top_p >= 1.0:
+        return None
+    by_name = {s.name: s for s in stages}
+    kept = by_name["top-p"].probs[order] > 0
+    return int(kept.sum()) if kept.all() or not kept.any() else int(np.argmin(kept))
+
+
+def top_p_input(stages: list[StageResult]) -> np.ndarray:
+    """The distribution top-p reads (after penalties, temperature and top-k)."""
+    by_name = {s.name: s for s in stages}
+    return by_name["top-k"].probs
+
+
+__all__ = ["SamplingSettings", "GREEDY", "SAMPLE", "STAGES", "validate", "model_defaults", "ModelDefaults",
+           "library_defaults", "build_chain", "apply_chain", "process", "waterfall", "StageResult",
+           "entropy_bits", "eos_token_ids", "needs_input_ids", "top_p_cut", "top_p_input", "SOURCE"]
