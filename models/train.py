@@ -185,11 +185,31 @@ def hardware(device: str) -> str:
            f"(torch {torch.__version__})"
 
 
-def lr_at(step: int, cfg) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+class Schedule:
+    """Linear warm-up then cosine decay to ``min_lr_frac``. Progress is step / steps or,
+    with a time limit, whichever of that and elapsed / limit is further along, so a run
+    on a slower machine still anneals fully before it stops."""
+
+    def __init__(self, cfg, time_limit=None):
+        self.cfg, self.time_limit, self.t0 = cfg, time_limit, time.time()
+        self.warmup = max(1, min(cfg.warmup, cfg.steps // 10 or 1))
+
+    def progress(self, step: int) -> float:
+        p = step / self.cfg.steps
+        if self.time_limit:
+            p = max(p, (time.time() - self.t0) / self.time_limit)
+        return p
+
+    def lr(self, step: int) -> float:
+        c = self.cfg
+        if step < self.warmup:
+            return c.lr * (step + 1) / self.warmup
+        p = self.progress(step)
+        t = max(0.0, min(1.0, p))
+        return c.lr * (c.min_lr_frac + (1 - c.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
+
+    def last(self, step: int) -> bool:
+        return step + 1 >= self.cfg.steps or self.progress(step + 1) >= 1.0
 
 
 def make_optimizer(model, cfg):
@@ -372,11 +392,13 @@ def run_lm_training(model, cfg, stream, val_windows, device, log, fail_at=None,
     t0 = time.time()
     sub = val_windows[:cfg.eval_windows] if cfg.eval_windows else val_windows
     step = 0
+    sched = Schedule(cfg, time_limit)
     for step in range(cfg.steps):
         if fail_at is not None and step == fail_at:
             raise RuntimeError(f"failing on purpose at step {step} (--fail-at-step)")
+        lr = sched.lr(step)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
+            g["lr"] = lr
         x = gpt_batches(stream, cfg, gen).to(device)
         with autocast(device):
             loss = model(input_ids=x, labels=x).loss
@@ -384,9 +406,9 @@ def run_lm_training(model, cfg, stream, val_windows, device, log, fail_at=None,
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        last = step == cfg.steps - 1
+        last = sched.last(step)
         row = {"step": step + 1, "tokens": (step + 1) * cfg.batch_size * cfg.block_size,
-               "lr": f"{lr_at(step, cfg):.3e}", "train_loss": f"{loss.item():.4f}", "val_loss": ""}
+               "lr": f"{lr:.3e}", "train_loss": f"{loss.item():.4f}", "val_loss": ""}
         if (step + 1) % cfg.eval_every == 0 or last:
             tot, n = eval_lm(model, sub, device)
             v = tot / max(1, n)
@@ -394,11 +416,10 @@ def run_lm_training(model, cfg, stream, val_windows, device, log, fail_at=None,
             if keep_best and v < best:
                 best, best_step = v, step + 1
                 best_state = {k: t.detach().to("cpu", copy=True) for k, t in model.state_dict().items()}
-            log(f"{tag}step {step + 1}/{cfg.steps} train {loss.item():.3f} val {v:.3f} "
+            log(f"{tag}step {step + 1} train {loss.item():.3f} val {v:.3f} "
                 f"({time.time() - t0:.0f}s)")
         curve.append(row)
-        if time_limit and time.time() - t0 > time_limit:
-            log(f"{tag}time limit reached at step {step + 1}")
+        if last:
             break
     if keep_best and best_state is not None:
         model.load_state_dict(best_state)
@@ -527,11 +548,13 @@ def train_bert(cfg: BertConfig, corpus, device, log, fail_at=None, time_limit=No
     curve, best, best_state, best_step = [], -1.0, None, 0
     t0 = time.time()
     sub = val_chunks[:cfg.eval_windows]
+    sched = Schedule(cfg, time_limit)
     for step in range(cfg.steps):
         if fail_at is not None and step == fail_at:
             raise RuntimeError(f"failing on purpose at step {step} (--fail-at-step)")
+        lr = sched.lr(step)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
+            g["lr"] = lr
         idx = torch.randint(0, len(stream) - body, (cfg.batch_size,), generator=gen)
         x = torch.stack([torch.cat([torch.tensor([cls]), stream[i:i + body], torch.tensor([sep])])
                          for i in idx.tolist()])
@@ -543,9 +566,9 @@ def train_bert(cfg: BertConfig, corpus, device, log, fail_at=None, time_limit=No
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        last = step == cfg.steps - 1
+        last = sched.last(step)
         row = {"step": step + 1, "tokens": (step + 1) * cfg.batch_size * cfg.block_size,
-               "lr": f"{lr_at(step, cfg):.3e}", "train_loss": f"{loss.item():.4f}",
+               "lr": f"{lr:.3e}", "train_loss": f"{loss.item():.4f}",
                "val_loss": "", "val_mlm_accuracy": ""}
         if (step + 1) % cfg.eval_every == 0 or last:
             vl, acc, _ = evaluate(sub)
@@ -553,11 +576,10 @@ def train_bert(cfg: BertConfig, corpus, device, log, fail_at=None, time_limit=No
             if acc > best:
                 best, best_step = acc, step + 1
                 best_state = {k: t.detach().to("cpu", copy=True) for k, t in model.state_dict().items()}
-            log(f"step {step + 1}/{cfg.steps} train {loss.item():.3f} val {vl:.3f} acc {acc:.3f} "
+            log(f"step {step + 1} train {loss.item():.3f} val {vl:.3f} acc {acc:.3f} "
                 f"({time.time() - t0:.0f}s)")
         curve.append(row)
-        if time_limit and time.time() - t0 > time_limit:
-            log(f"time limit reached at step {step + 1}")
+        if last:
             break
     wall = time.time() - t0
     model.load_state_dict(best_state)
@@ -566,7 +588,6 @@ def train_bert(cfg: BertConfig, corpus, device, log, fail_at=None, time_limit=No
                "train_tokens_in_corpus": len(stream), "best_step": best_step, "steps_run": len(curve)}
     hf_tok = wrap_bert_tokenizer(tok, cfg.n_positions)
     model = model.to("cpu").float().eval()
-    model.generation_config.update(pad_token_id=pad)
     samples = []
     for s in ["Now is the winter of our [MASK] made glorious summer.",
               "O Romeo, Romeo! wherefore art [MASK] Romeo?",
@@ -590,9 +611,8 @@ def train_t5(cfg: T5Config_, corpus, device, log, fail_at=None, time_limit=None,
     tok = train_unigram(dates.tokenizer_corpus(seed), cfg.vocab_size)
     pad, eos = tok.token_to_id("<pad>"), tok.token_to_id("</s>")
     train_pairs, val_pairs = dates.datasets(cfg.n_train, cfg.n_val, seed)
-    enc = lambda s: tok.encode(s).ids  # noqa: E731  (ends with </s>)
-    src = [enc(s) for s, _ in train_pairs]
-    tgt = [enc(t) for _, t in train_pairs]
+    src = [e.ids for e in tok.encode_batch([s for s, _ in train_pairs])]  # each ends with </s>
+    tgt = [e.ids for e in tok.encode_batch([t for _, t in train_pairs])]
     longest = max(map(len, src))
     log(f"unigram vocab {tok.get_vocab_size()}, {len(train_pairs):,} training pairs, "
         f"longest source {longest} tokens")
@@ -631,11 +651,13 @@ def train_t5(cfg: T5Config_, corpus, device, log, fail_at=None, time_limit=None,
 
     curve, best, best_state, best_step, t0 = [], -1.0, None, 0, time.time()
     ntok = 0
+    sched = Schedule(cfg, time_limit)
     for step in range(cfg.steps):
         if fail_at is not None and step == fail_at:
             raise RuntimeError(f"failing on purpose at step {step} (--fail-at-step)")
+        lr = sched.lr(step)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
+            g["lr"] = lr
         idx = torch.randint(0, len(src), (cfg.batch_size,), generator=gen).tolist()
         x = pad_to([src[i] for i in idx], pad)
         y = pad_to([tgt[i] for i in idx], -100)
@@ -647,8 +669,8 @@ def train_t5(cfg: T5Config_, corpus, device, log, fail_at=None, time_limit=None,
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        last = step == cfg.steps - 1
-        row = {"step": step + 1, "tokens": ntok, "lr": f"{lr_at(step, cfg):.3e}",
+        last = sched.last(step)
+        row = {"step": step + 1, "tokens": ntok, "lr": f"{lr:.3e}",
                "train_loss": f"{loss.item():.4f}", "val_exact_match": ""}
         if (step + 1) % cfg.eval_every == 0 or last:
             em = exact_match(val_pairs[:cfg.eval_windows])
@@ -656,11 +678,10 @@ def train_t5(cfg: T5Config_, corpus, device, log, fail_at=None, time_limit=None,
             if em >= best:
                 best, best_step = em, step + 1
                 best_state = {k: t.detach().to("cpu", copy=True) for k, t in model.state_dict().items()}
-            log(f"step {step + 1}/{cfg.steps} train {loss.item():.4f} exact {em:.3f} "
+            log(f"step {step + 1} train {loss.item():.4f} exact {em:.3f} "
                 f"({time.time() - t0:.0f}s)")
         curve.append(row)
-        if time_limit and time.time() - t0 > time_limit:
-            log(f"time limit reached at step {step + 1}")
+        if last:
             break
     wall = time.time() - t0
     model.load_state_dict(best_state)
@@ -679,7 +700,7 @@ def train_t5(cfg: T5Config_, corpus, device, log, fail_at=None, time_limit=None,
 
 
 # --------------------------------------------------------------------------- card
-def write_card(folder: Path, kind: str, name: str, cfg, n_params, n_nonemb, tokens, wall,
+def write_card(folder: Path, kind: str, name: str, device: str, cfg, n_params, n_nonemb, tokens, wall,
                hw, metrics, samples, corpus_source, argv, seed):
     flops = 6 * n_params * tokens
     size_mb = (folder / "model.safetensors").stat().st_size / 1e6
@@ -729,7 +750,7 @@ def write_card(folder: Path, kind: str, name: str, cfg, n_params, n_nonemb, toke
                        "a fixed seed, all replaced by `[MASK]`), masked-LM loss "
                        f"{metrics['val_mlm_loss']:.3f} nats\n")
     sample_md = "\n".join(f"{i + 1}. input: `{s!r}`\n   output: `{o!r}`" for i, (s, o) in enumerate(samples))
-    cmd = f"python -m models.train {kind} --out models/{name}" + (" --device cuda" if "cuda" in hw.lower() or "H" in hw[:6] else "")
+    cmd = f"python -m models.train {kind} --out models/{ZOO_NAMES[kind]} --device {device}"
     cfgd = asdict(cfg)
     text = f"""# {name}
 
@@ -822,9 +843,14 @@ def run(argv) -> int:
     def log(msg):
         print(f"[{a.kind}] {msg}", flush=True)
 
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     set_seed(a.seed)
     device = pick_device(a.device)
     import torch
+    import transformers
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
     if device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -838,7 +864,14 @@ def run(argv) -> int:
             cfg, corpus, device, log, fail_at=a.fail_at_step, time_limit=a.time_limit)
         tmp.mkdir(parents=True)
         model.save_pretrained(tmp, safe_serialization=True)
+        if not (tmp / "generation_config.json").exists():  # encoders have none of their own
+            from transformers import GenerationConfig
+            GenerationConfig(pad_token_id=hf_tok.pad_token_id, bos_token_id=hf_tok.cls_token_id,
+                             eos_token_id=hf_tok.sep_token_id).save_pretrained(tmp)
         hf_tok.save_pretrained(tmp)
+        tc = json.loads((tmp / "tokenizer_config.json").read_text(encoding="utf-8"))
+        tc["tokenizer_class"] = "PreTrainedTokenizerFast"   # plain tokenizer.json, any v5
+        (tmp / "tokenizer_config.json").write_text(json.dumps(tc, indent=2), encoding="utf-8")
         with open(tmp / "loss_curve.csv", "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(curve[0].keys()))
             w.writeheader()
@@ -855,11 +888,13 @@ def run(argv) -> int:
                   "corpus": corpus.source if corpus else {"generator": "models/dates.py"},
                   "samples": samples, "command": "python -m models.train " + " ".join(argv)}
         (tmp / "training.json").write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
-        write_card(tmp, a.kind, out.name, cfg, n_params, n_nonemb, tokens, wall, hw, metrics,
+        write_card(tmp, a.kind, out.name, device, cfg, n_params, n_nonemb, tokens, wall, hw, metrics,
                    samples, corpus.source if corpus else {}, argv, a.seed)
         # swap into place: the good folder is only moved away once the new one is complete
         if out.exists():
             out.rename(old)
+        for f in tmp.iterdir():
+            f.chmod(0o644)
         tmp.rename(out)
         if old.exists():
             shutil.rmtree(old, ignore_errors=True)
