@@ -727,7 +727,73 @@ def attention_bytes(layers: int, heads: int, query: int, key: int) -> int:
     return n * (2 if n * 4 > FLOAT16_ABOVE_BYTES else 4)
 
 
+# --- labels and files -------------------------------------------------------------------------
+
+_PIECE_MARKS = {"Ġ": " ", "▁": " ", "Ċ": "⏎", "ĉ": "⇥"}
+
+
+def display_token(piece: str, text: str = "", span: Optional[tuple[int, int]] = None) -> str:
+    """A readable label: the token's own slice of the text when it has one, else its piece."""
+    if span is not None and text and span[1] > span[0]:
+        s = text[span[0]:span[1]]
+    else:
+        s = "".join(_PIECE_MARKS.get(ch, ch) for ch in piece)
+    stripped = s.strip()
+    if stripped:
+        return stripped
+    return "⏎" if "\n" in s else "␣" if s else piece
+
+
+def display_tokens(tr: Trace, stack: str, axis: str = "query") -> list[str]:
+    """Labels for a stack's query or key axis (source tokens from the text, target pieces)."""
+    toks = tr.query_tokens(stack) if axis == "query" else tr.key_tokens(stack)
+    if toks is tr.tokens:
+        return [display_token(p, tr.text, tuple(o) if not sp else None)
+                for p, o, sp in zip(tr.tokens, tr.offsets, tr.special)]
+    return [display_token(p) for p in toks]
+
+
+def npz_arrays(tr: Trace) -> dict[str, np.ndarray]:
+    """What ``tvlab attention --npz`` and the panel's export write: ``tokens``
+    (``target_tokens`` for encoder-decoder) and each stack as float32 [layer, head, query, key]."""
+    arrays: dict[str, np.ndarray] = {"tokens": np.asarray(tr.tokens, dtype=str)}
+    if tr.kind == KIND_SEQ2SEQ:
+        arrays["target_tokens"] = np.asarray(tr.target_tokens, dtype=str)
+    for stack in tr.stacks:
+        arrays[stack] = np.asarray(tr.attentions[stack], dtype=np.float32)
+    return arrays
+
+
+def save_npz(tr: Trace, path) -> str:
+    """Write the raw tensors atomically (temporary name in the same folder, then rename)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path).expanduser()
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"Cannot write {path}: the folder {folder} does not exist.")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise InputError(f"Cannot write {path}: {err.strerror or err}.") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **npz_arrays(tr))
+        os.replace(tmp, path)
+    except OSError as err:
+        raise InputError(f"Cannot write {path}: {err.strerror or err}.") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return str(path)
+
+
 __all__ = ["Trace", "DeviceArray", "capture", "encode", "logit_lens", "LensResult", "LensLayer",
            "mean_over_heads", "max_over_heads", "rollout", "head_entropy", "thumbnails",
-           "hide_first_token", "kv_groups", "attention_bytes", "STACK_LABELS",
+           "hide_first_token", "kv_groups", "attention_bytes", "STACK_LABELS", "display_tokens",
+           "npz_arrays", "save_npz",
            "KIND_DECODER", "KIND_ENCODER", "KIND_SEQ2SEQ"]

@@ -1,0 +1,1 @@
+"""Reusable views: heatmap, token strip, probability bars, ..."""
