@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import Optional
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QtMsgType, QTimer, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication
 
 from lab.core import models
@@ -12,9 +12,21 @@ from lab.ui import settings as lab_settings
 from lab.ui import theme as lab_theme
 
 
+# Harmless platform chatter that would otherwise clutter stderr (the CLI promises one line).
+_QUIET = ("propagateSizeHints", "QFont::setPointSizeF", "This plugin does not support")
+
+
+def _qt_messages(kind, context, message: str) -> None:
+    if any(q in message for q in _QUIET):
+        return
+    if kind in (QtMsgType.QtWarningMsg, QtMsgType.QtCriticalMsg, QtMsgType.QtFatalMsg):
+        sys.stderr.write(f"qt: {message}\n")
+
+
 def application(argv: Optional[list[str]] = None) -> QApplication:
     app = QApplication.instance()
     if app is None:
+        qInstallMessageHandler(_qt_messages)
         app = QApplication(argv if argv is not None else sys.argv[:1])
         app.setApplicationName("Transformer Visual Lab")
         app.setOrganizationName("TransformerVisualLab")

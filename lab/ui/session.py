@@ -53,6 +53,7 @@ class Session(QObject):
         self._worker.finished.connect(self._on_finished)
         self._worker.failed.connect(self._on_failed)
         self._worker.model_replaced.connect(self._on_model_replaced)
+        self._worker.skipped.connect(lambda task_id, channel: self._finish(task_id))
         self._thread.start()
         self._trace_timer = QTimer(self, singleShot=True, interval=trace_delay_ms)
         self._trace_timer.timeout.connect(self.capture)

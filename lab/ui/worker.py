@@ -40,6 +40,7 @@ class ModelWorker(QObject):
     finished = Signal(int, str, object)      # id, channel, result
     failed = Signal(int, str, str)           # id, channel, message for the user
     model_replaced = Signal(object)          # ModelCard of the new current model
+    skipped = Signal(int, str)               # id, channel: stale or cancelled before it ran
 
     def __init__(self):
         super().__init__()
@@ -59,6 +60,7 @@ class ModelWorker(QObject):
     @Slot(object)
     def run_task(self, task: Task) -> None:
         if self._is_stale(task) or task.job.cancelled:
+            self.skipped.emit(task.id, task.channel)
             return
         self.started.emit(task.id, task.channel, task.label)
         task.job._on_progress = lambda f, s: self.progress.emit(task.id, f, s)

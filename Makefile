@@ -1,0 +1,58 @@
+# Transformer Visual Lab — `make run` opens the lab, `make test` runs the whole suite.
+# Both create .venv and install everything on a fresh machine first.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+STAMP  := $(VENV)/.tvlab-installed
+
+# torch is installed first, by itself, so each machine gets a build that suits it:
+#  1. a torch already in the venv is kept;
+#  2. else a wheel pip can find without an index (a local wheelhouse / find-links, as on
+#     CI and workshop machines) — seconds, no download;
+#  3. else Linux without an NVIDIA driver gets the CPU build from PyTorch's CPU index
+#     (about 200 MB instead of about 3 GB), and everything else (NVIDIA Linux, macOS,
+#     Windows) gets PyPI's default build (CUDA on Linux, MPS on macOS).
+# Override with e.g. `make run TORCH_VERSION=2.14.1` or `TORCH_INDEX=<url>`.
+TORCH_VERSION ?= 2.13.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+
+.PHONY: run test venv selftest bench clean bundle bundle-check
+
+run: $(STAMP)
+	$(PY) -m lab gui
+
+test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -n 2 --dist loadfile -q
+
+selftest: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m lab selftest --out /tmp/tvlab-shots
+
+bench: $(STAMP)
+	$(PY) -m lab bench all --save bench/results
+
+venv: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	@$(PY) -c "import torch" 2>/dev/null && echo "torch: keeping $$($(PY) -c 'import torch; print(torch.__version__)')" || { \
+	  if [ -n "$(TORCH_INDEX)" ]; then \
+	    $(PIP) install -q "torch==$(TORCH_VERSION)" --index-url "$(TORCH_INDEX)"; \
+	  elif $(PIP) install -q --no-index "torch==$(TORCH_VERSION)" 2>/dev/null; then \
+	    echo "torch: installed $(TORCH_VERSION) from a local wheel"; \
+	  elif [ "$$(uname -s)" = Linux ] && ! command -v nvidia-smi >/dev/null 2>&1; then \
+	    $(PIP) install -q "torch==$(TORCH_VERSION)" --index-url "$(TORCH_CPU_INDEX)"; \
+	  else \
+	    $(PIP) install -q "torch==$(TORCH_VERSION)"; \
+	  fi; }
+	$(PIP) install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+	@$(PY) -c "import lab, torch, transformers, PySide6, pyqtgraph, onnxruntime, pytest" \
+	  || { echo "install failed: see the messages above" >&2; exit 1; }
+	@touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,154 @@
+"""Loading is safe and offline, and every bad reference gets one clear message."""
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lab.core import models
+from lab.core.errors import DeviceError, InputError, ModelLoadError
+
+
+@pytest.mark.parametrize("kind,expected,arch", [
+    ("gpt2", models.KIND_DECODER, "GPT2LMHeadModel"),
+    ("llama", models.KIND_DECODER, "LlamaForCausalLM"),
+    ("bert", models.KIND_ENCODER, "BertForMaskedLM"),
+    ("t5", models.KIND_SEQ2SEQ, "T5ForConditionalGeneration"),
+])
+def test_each_kind_loads_with_the_right_head(tiny_model_dir, kind, expected, arch):
+    lm = models.load(str(tiny_model_dir(kind)))
+    assert lm.kind == expected
+    assert lm.card.architecture == arch
+    assert lm.card.params == sum(p.numel() for p in lm.model.parameters())
+    assert lm.card.param_bytes >= lm.card.params * 4
+    assert lm.card.layers == 2 and lm.card.heads == 4
+    assert not lm.model.training
+
+
+def test_card_reports_grouped_query_heads(tiny_llama):
+    card = models.load(str(tiny_llama)).card
+    assert (card.heads, card.kv_heads) == (4, 2)
+
+
+def test_lab_import_switches_hub_offline():
+    code = "import os; os.environ.pop('HF_HUB_OFFLINE', None); import lab; print(os.environ['HF_HUB_OFFLINE'])"
+    env = {k: v for k, v in __import__('os').environ.items() if k != "HF_HUB_OFFLINE"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "1"
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        models.load(str(tmp_path / "nope"))
+
+
+def test_folder_without_config(tmp_path):
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        models.load(str(tmp_path))
+
+
+def test_unknown_hub_id_is_not_fetched():
+    with pytest.raises(ModelLoadError, match="local Hugging Face cache"):
+        models.load("someone/not-a-cached-model")
+
+
+def test_unknown_zoo_name():
+    with pytest.raises(ModelLoadError, match="No bundled model"):
+        models.load("zoo:does-not-exist")
+
+
+def _copy(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_unsupported_architecture(tiny_gpt2, tmp_path):
+    folder = _copy(tiny_gpt2, tmp_path / "m")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["model_type"] = "my-secret-arch"
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match="not one this version of transformers knows"):
+        models.load(str(folder))
+
+
+def test_remote_code_is_refused_and_never_run(tiny_gpt2, tmp_path):
+    folder = _copy(tiny_gpt2, tmp_path / "m")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["auto_map"] = {"AutoModelForCausalLM": "evil.EvilModel"}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    marker = tmp_path / "ran"
+    (folder / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    with pytest.raises(ModelLoadError, match="never runs code"):
+        models.load(str(folder))
+    assert not marker.exists()
+
+
+def test_truncated_safetensors(tiny_gpt2, tmp_path):
+    folder = _copy(tiny_gpt2, tmp_path / "m")
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match="truncated or corrupt"):
+        models.load(str(folder))
+
+
+def test_garbage_safetensors(tiny_gpt2, tmp_path):
+    folder = _copy(tiny_gpt2, tmp_path / "m")
+    (folder / "model.safetensors").write_bytes(b"\xff" * 100)
+    with pytest.raises(ModelLoadError, match="truncated or corrupt"):
+        models.load(str(folder))
+
+
+def test_pickled_weights_load_with_weights_only(tiny_gpt2, tmp_path):
+    import torch
+
+    folder = _copy(tiny_gpt2, tmp_path / "m")
+    from safetensors.torch import load_file
+
+    state = load_file(folder / "model.safetensors")
+    (folder / "model.safetensors").unlink()
+    torch.save(state, folder / "pytorch_model.bin")
+    lm = models.load(str(folder))
+    assert lm.card.params > 0
+
+
+def test_cuda_request_without_gpu_falls_back_with_note(tiny_gpt2):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    lm = models.load(str(tiny_gpt2), device="cuda")
+    assert lm.device == "cpu"
+    assert any("not available" in n for n in lm.card.notes)
+
+
+def test_fp16_on_cpu_is_allowed_with_a_note(tiny_gpt2):
+    lm = models.load(str(tiny_gpt2), dtype="fp16")
+    assert lm.card.dtype == "fp16"
+    assert any("slow" in n for n in lm.card.notes)
+
+
+def test_unknown_dtype():
+    with pytest.raises(InputError):
+        models.choose_device("cpu", "fp8")
+
+
+def test_out_of_memory_becomes_a_clear_device_error():
+    import torch
+
+    with pytest.raises(DeviceError, match="Out of memory.*smaller dtype.*still usable"):
+        with models.device_errors("cuda:0"):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def test_driver_failure_becomes_a_device_error():
+    with pytest.raises(DeviceError, match="failed"):
+        with models.device_errors("cuda:0"):
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+
+def test_cache_listing_never_fails(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    assert isinstance(models.cached_models(), list)

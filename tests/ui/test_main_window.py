@@ -1,0 +1,138 @@
+"""The main window: docks from the registry, View menu, reset, persistence, status bar."""
+from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QDockWidget
+
+from conftest_helpers import load_and_wait
+from lab.ui.panels.base import panel_classes
+
+
+def make_window(qtbot, restore=True):
+    from lab.ui.main_window import MainWindow
+
+    win = MainWindow(restore=restore)
+    qtbot.addWidget(win)
+    win.show()
+    return win
+
+
+def test_every_registered_panel_is_a_named_dock(qtbot):
+    win = make_window(qtbot)
+    ids = [c.panel_id for c in panel_classes()]
+    assert {"model", "prompt"} <= set(ids)
+    assert list(win.docks) == ids
+    for pid, dock in win.docks.items():
+        assert isinstance(dock, QDockWidget)
+        assert dock.objectName() == f"dock-{pid}"
+        assert dock.features() & QDockWidget.DockWidgetClosable
+        assert dock.features() & QDockWidget.DockWidgetFloatable
+    titles = [a.text() for a in win.view_menu.actions()]
+    for cls in panel_classes():
+        assert cls.title in titles
+    win.close()
+
+
+def test_close_reopen_and_reset_layout(qtbot):
+    win = make_window(qtbot)
+    dock = win.docks["model"]
+    dock.toggleViewAction().trigger()
+    assert dock.isHidden()
+    dock.toggleViewAction().trigger()
+    assert not dock.isHidden()
+    dock.close()
+    win.docks["prompt"].setFloating(True)
+    win.reset_layout()
+    assert not dock.isHidden()
+    assert not win.docks["prompt"].isFloating()
+    win.close()
+
+
+def test_layout_and_geometry_persist(qtbot):
+    win = make_window(qtbot)
+    win.resize(700, 500)
+    win.docks["model"].close()
+    win.close()
+    win2 = make_window(qtbot)
+    assert win2.docks["model"].isHidden()
+    assert (win2.size().width(), win2.size().height()) == (700, 500)
+    win2.close()
+
+
+def test_status_bar_shows_the_model_and_settings_remember_it(qtbot, tiny_gpt2):
+    from lab.ui import settings as lab_settings
+
+    win = make_window(qtbot)
+    load_and_wait(qtbot, win.session, tiny_gpt2)
+    text = win.model_label.text()
+    assert "gpt2" in text and "parameters" in text and "cpu" in text and "fp32" in text and "weights" in text
+    assert lab_settings.settings().value("last_model") == str(tiny_gpt2)
+    win.close()
+
+
+def test_model_panel_shows_the_card_and_errors_inline(qtbot, tiny_t5, tmp_path):
+    win = make_window(qtbot)
+    panel = win.panels["model"]
+    load_and_wait(qtbot, win.session, tiny_t5)
+    html = panel.card_view.toPlainText()
+    assert "encoder-decoder" in html and "2 encoder + 2 decoder" in html
+    with qtbot.waitSignal(win.session.error, timeout=10000):
+        panel.load_ref(str(tmp_path / "nothing-here"))
+    assert panel.error.isVisible() and "does not exist" in panel.error.text()
+    assert win.session.card.kind == "encoder-decoder"       # the old model stays
+    win.close()
+
+
+def test_progress_and_cancel_in_the_status_bar(qtbot):
+    import time
+
+    win = make_window(qtbot)
+
+    def slow(lm, job):
+        for i in range(400):
+            job.progress(i / 400, "step")
+            time.sleep(0.005)
+
+    errors = []
+    win.session.request("test.slow", slow, lambda r: None, errors.append, needs_model=False)
+    qtbot.waitUntil(lambda: win.cancel_button.isVisible(), timeout=5000)
+    qtbot.mouseClick(win.cancel_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not win.cancel_button.isVisible(), timeout=5000)
+    assert errors and "Cancelled" in errors[0]
+    win.close()
+
+
+def test_dropping_a_folder_loads_it(qtbot, tiny_bert):
+    win = make_window(qtbot)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tiny_bert))])
+    event = QDropEvent(QPoint(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    with qtbot.waitSignal(win.session.model_changed, timeout=30000):
+        win.dropEvent(event)
+    assert win.session.card.kind == "encoder-only"
+    win.close()
+
+
+def test_prompt_panel_recent_prompts_and_empty_note(qtbot, tiny_gpt2):
+    win = make_window(qtbot)
+    load_and_wait(qtbot, win.session, tiny_gpt2)
+    prompt = win.panels["prompt"]
+    prompt.edit.setPlainText("")
+    prompt.submit()
+    assert prompt.note.isVisible() and "empty" in prompt.note.text()
+    prompt.edit.setPlainText("Dog bites man.")
+    with qtbot.waitSignal(win.session.trace_changed, timeout=10000):
+        prompt.submit()
+    assert prompt.recent.findData("Dog bites man.") > 0
+    win.close()
+
+
+def test_theme_switch(qtbot):
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    win = make_window(qtbot)
+    win.set_theme("dark")
+    assert QApplication.instance().palette().color(QPalette.Window).lightness() < 100
+    win.set_theme("light")
+    assert QApplication.instance().palette().color(QPalette.Window).lightness() > 150
+    win.close()

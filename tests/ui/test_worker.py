@@ -1,0 +1,138 @@
+"""The worker owns the model; the GUI thread stays free and survives every error."""
+import threading
+import time
+
+import pytest
+
+from conftest_helpers import load_and_wait  # noqa: F401  (see tests/ui/conftest_helpers.py)
+
+
+def test_gui_thread_keeps_beating_while_worker_loads_and_runs(qtbot, session, tiny_model_dir):
+    from PySide6.QtCore import QTimer
+
+    folder = tiny_model_dir("gpt2")
+    gui_thread = threading.get_ident()
+    forward_threads = []
+    beats = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: beats.append(time.perf_counter()))
+    timer.start()
+    with qtbot.waitSignal(session.model_changed, timeout=30000):
+        session.load_model(str(folder))
+
+    def forward(lm, job):
+        forward_threads.append(threading.get_ident())
+        import torch
+
+        ids = torch.randint(0, 100, (1, 64))
+        end = time.perf_counter() + 0.5            # a forward pass heavy enough to notice
+        while time.perf_counter() < end:
+            lm.model(ids)
+        return "ok"
+
+    results = []
+    session.request("test.forward", forward, results.append)
+    session.set_prompt("The teacher taught the students with the book.", immediate=True)
+    qtbot.waitUntil(lambda: bool(results) and session.trace is not None, timeout=30000)
+    timer.stop()
+    assert forward_threads and forward_threads[0] != gui_thread
+    gaps = [b - a for a, b in zip(beats, beats[1:])]
+    assert len(beats) > 20
+    assert max(gaps) < 0.1, f"GUI thread froze for {max(gaps) * 1000:.0f} ms"
+
+
+def test_an_exception_becomes_an_error_and_the_worker_lives_on(qtbot, session, tiny_model_dir):
+    load_and_wait(qtbot, session, tiny_model_dir("gpt2"))
+    errors = []
+
+    def boom(lm, job):
+        raise ValueError("kaboom")
+
+    with qtbot.waitSignal(session.error, timeout=10000) as sig:
+        session.request("test.boom", boom, lambda r: None)
+    assert "kaboom" in sig.args[0]
+    results = []
+    session.request("test.after", lambda lm, job: lm.card.name, results.append)
+    qtbot.waitUntil(lambda: bool(results), timeout=10000)
+    assert results == [session.card.name]
+
+
+def test_stale_results_are_dropped(qtbot, session):
+    got = []
+    release = threading.Event()
+
+    def slow(lm, job):
+        release.wait(5)
+        return "first"
+
+    session.request("test.chan", slow, got.append, needs_model=False)
+    session.request("test.chan", lambda lm, job: "second", got.append, needs_model=False)
+    session.request("test.chan", lambda lm, job: "third", got.append, needs_model=False)
+    release.set()
+    qtbot.waitUntil(lambda: not session.busy, timeout=10000)
+    assert got == ["third"]
+
+
+def test_cancel_stops_a_long_job(qtbot, session):
+    errors, done = [], []
+
+    def long_job(lm, job):
+        for i in range(1000):
+            job.progress(i / 1000, "working")
+            time.sleep(0.005)
+        return "finished"
+
+    session.request("test.long", long_job, done.append, errors.append, needs_model=False)
+    qtbot.waitUntil(lambda: session.busy, timeout=5000)
+    time.sleep(0.05)
+    session.cancel()
+    qtbot.waitUntil(lambda: bool(errors), timeout=10000)
+    assert done == [] and "Cancelled" in errors[0]
+
+
+def test_a_failed_load_keeps_the_previous_model(qtbot, session, tiny_model_dir, tmp_path):
+    load_and_wait(qtbot, session, tiny_model_dir("gpt2"))
+    before = session.card
+    with qtbot.waitSignal(session.error, timeout=10000) as sig:
+        session.load_model(str(tmp_path / "missing"))
+    assert "does not exist" in sig.args[0]
+    assert session.card is before
+    results = []
+    session.request("test.still", lambda lm, job: lm.card.path, results.append)
+    qtbot.waitUntil(lambda: bool(results), timeout=10000)
+    assert results == [before.path]
+
+
+def test_simulated_out_of_memory_keeps_the_model_usable(qtbot, session, tiny_model_dir):
+    load_and_wait(qtbot, session, tiny_model_dir("gpt2"))
+
+    def oom(lm, job):
+        import torch
+
+        from lab.core.models import device_errors
+
+        with device_errors("cuda:0"):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+
+    with qtbot.waitSignal(session.error, timeout=10000) as sig:
+        session.request("test.oom", oom, lambda r: None)
+    assert "Out of memory" in sig.args[0] and "8.00 GiB" in sig.args[0]
+    session.set_prompt("still works", immediate=True)
+    qtbot.waitUntil(lambda: session.trace is not None, timeout=10000)
+
+
+def test_no_model_loaded_is_a_message_not_a_crash(qtbot, session):
+    with qtbot.waitSignal(session.error, timeout=5000) as sig:
+        session.request("test.nomodel", lambda lm, job: lm.card, lambda r: None)
+    assert "No model is loaded" in sig.args[0]
+
+
+def test_trace_for_all_three_kinds_through_the_session(qtbot, session, tiny_model_dir):
+    for kind, stacks in (("gpt2", ["self"]), ("bert", ["self"]), ("t5", ["encoder", "decoder", "cross"])):
+        load_and_wait(qtbot, session, tiny_model_dir(kind))
+        with qtbot.waitSignal(session.trace_changed, timeout=10000,
+                              check_params_cb=lambda t: t is not None):
+            session.set_prompt(f"hello {kind}", immediate=True)
+        assert session.trace.stacks == stacks
+        assert session.selection.stack in stacks
