@@ -26,6 +26,9 @@ KIND_SEQ2SEQ = "encoder-decoder"
 KINDS = (KIND_DECODER, KIND_ENCODER, KIND_SEQ2SEQ)
 
 DTYPES = ("fp32", "fp16", "bf16")
+# Device value meaning: spread the model over every visible GPU (and the CPU if told),
+# with Hugging Face accelerate's big-model inference (device_map="auto").
+SPLIT = "split"
 DEFAULT_MODEL = "zoo:bard-gpt"
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -263,6 +266,14 @@ def choose_device(requested: str, dtype: str) -> tuple[str, list[str]]:
         requested = "cuda:0"
     if requested == "auto":
         requested = next((d for d in avail if d != "cpu"), "cpu")
+    if requested == SPLIT:
+        if not any(d.startswith("cuda") for d in avail):
+            notes.append("Splitting across GPUs needs CUDA GPUs; none here, so the model goes on the CPU.")
+            requested = "cpu"
+        elif dtype not in DTYPES:
+            raise InputError(f"Unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}.")
+        else:
+            return SPLIT, notes
     if requested not in avail:
         if requested.startswith(("cuda", "mps")):
             notes.append(f"{requested} is not available on this machine; using the CPU instead.")
@@ -276,6 +287,22 @@ def choose_device(requested: str, dtype: str) -> tuple[str, list[str]]:
     if requested == "mps" and dtype == "bf16":
         notes.append("bf16 needs a recent macOS on MPS; fp16 or fp32 are safer there.")
     return requested, notes
+
+
+def gpu_memory() -> list[tuple[str, int, int, int]]:
+    """``[(device, bytes in use, peak bytes, total bytes)]`` for each CUDA GPU (empty without)."""
+    import torch
+
+    out = []
+    try:
+        if torch.cuda.is_available():
+            for i in range(torch.cuda.device_count()):
+                out.append((f"cuda:{i}", int(torch.cuda.memory_allocated(i)),
+                            int(torch.cuda.max_memory_allocated(i)),
+                            int(torch.cuda.get_device_properties(i).total_memory)))
+    except Exception:   # a driver that went away must not take the status bar down
+        return []
+    return out
 
 
 def torch_dtype(name: str):
@@ -351,6 +378,7 @@ class ModelCard:
     dtype: str
     attn_implementation: str
     notes: list[str] = field(default_factory=list)
+    device_map: dict[str, str] = field(default_factory=dict)   # module -> device, when split
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -425,7 +453,17 @@ def describe(model, tokenizer, *, ref: str, path: Path, source: str, kind: str,
         params=int(params), param_bytes=int(pbytes), device=device, dtype=dtype,
         attn_implementation=str(getattr(cfg, "_attn_implementation", "") or "eager"),
         notes=list(notes),
+        device_map={str(k): str(v) for k, v in (getattr(model, "hf_device_map", None) or {}).items()},
     )
+
+
+def device_map_summary(device_map: dict[str, str]) -> dict[str, list[str]]:
+    """``{device: [module, ...]}`` in model order: which layers live where."""
+    out: dict[str, list[str]] = {}
+    for module, dev in device_map.items():
+        dev = f"cuda:{dev}" if dev.isdigit() else dev
+        out.setdefault(dev, []).append(module or "(whole model)")
+    return out
 
 
 def inspect_folder(folder: Path) -> tuple[dict, str, Any, list[Path], bool]:
@@ -448,8 +486,26 @@ def inspect_folder(folder: Path) -> tuple[dict, str, Any, list[Path], bool]:
     return cfg, kind, auto_cls, files, safe
 
 
-def load(ref: str, device: str = "cpu", dtype: str = "fp32", job: Optional[Job] = None) -> LoadedModel:
-    """Load a model and its tokenizer. Raises ModelLoadError/DeviceError with a clear message."""
+def parse_max_memory(text: str) -> dict:
+    """``"0=20GiB,1=20GiB,cpu=64GiB"`` -> accelerate's max_memory dict."""
+    out: dict = {}
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not value.strip():
+            raise InputError(f"--max-memory entries look like 0=20GiB or cpu=64GiB, not {part!r}.")
+        key = key.strip()
+        out[int(key) if key.isdigit() else key] = value.strip()
+    return out
+
+
+def load(ref: str, device: str = "cpu", dtype: str = "fp32", job: Optional[Job] = None,
+         max_memory: Optional[dict] = None) -> LoadedModel:
+    """Load a model and its tokenizer. Raises ModelLoadError/DeviceError with a clear message.
+
+    ``device="split"`` spreads the model over the visible GPUs with accelerate
+    (``device_map="auto"``), each GPU capped by ``max_memory`` (e.g. ``{0: "2GiB",
+    1: "2GiB", "cpu": "30GiB"}``); the card's ``device_map`` says which layers live where.
+    """
     job = Job.ensure(job)
     job.progress(0.02, "resolving")
     folder, source = resolve(ref)
@@ -471,6 +527,14 @@ def load(ref: str, device: str = "cpu", dtype: str = "fp32", job: Optional[Job] 
     )
     if not safe:
         kwargs["weights_only"] = True
+    if device == SPLIT:
+        try:
+            import accelerate  # noqa: F401
+        except ImportError:
+            raise ModelLoadError("Splitting a model across GPUs needs the 'accelerate' package (pip install accelerate).") from None
+        kwargs["device_map"] = "auto"
+        if max_memory:
+            kwargs["max_memory"] = max_memory
     try:
         try:
             model = auto_cls.from_pretrained(str(folder), attn_implementation="sdpa", **kwargs)
@@ -486,7 +550,12 @@ def load(ref: str, device: str = "cpu", dtype: str = "fp32", job: Optional[Job] 
         raise ModelLoadError(f"Could not load {folder.name}: {_first_line(err)}") from None
     job.progress(0.8, f"moving to {device}")
     model.eval()
-    if device != "cpu":
+    if device == SPLIT:
+        first = next(iter(model.parameters())).device
+        device = str(first) if first.type != "cpu" else "cpu"
+        used = sorted({str(v) for v in (getattr(model, "hf_device_map", None) or {}).values()})
+        notes.append(f"Split across {', '.join(used)} by accelerate (device_map='auto'); inputs go to {device}.")
+    elif device != "cpu":
         with device_errors(device):
             model.to(device)
     card = describe(model, tokenizer, ref=ref, path=folder, source=source, kind=kind,

@@ -101,11 +101,30 @@ class MainWindow(QMainWindow):
             w.hide()
             bar.addPermanentWidget(w)
         bar.addWidget(self.model_label, 1)
+        self.gpu_label = QLabel()
+        self.gpu_label.setObjectName("status-gpu")
+        self.gpu_label.hide()
+        bar.addPermanentWidget(self.gpu_label)
+        self.gpu_timer = QTimer(self, interval=2000)
+        self.gpu_timer.timeout.connect(self._update_gpu_memory)
+
+    def _update_gpu_memory(self) -> None:
+        rows = models.gpu_memory()
+        self.gpu_label.setVisible(bool(rows))
+        self.gpu_label.setText("  ".join(
+            f"{dev}: {human_bytes(used)} in use, peak {human_bytes(peak)} of {human_bytes(total)}"
+            for dev, used, peak, total in rows))
 
     def _show_model(self, card) -> None:
         if card is None:
             self.model_label.setText("No model loaded")
             return
+        if card.device.startswith("cuda") or card.device_map:
+            self.gpu_timer.start()
+            self._update_gpu_memory()
+        else:
+            self.gpu_timer.stop()
+            self.gpu_label.hide()
         self.model_label.setText(
             f"{card.name} · {card.kind} · {human_count(card.params)} parameters · "
             f"{card.device} · {card.dtype} · weights {human_bytes(card.param_bytes)}")

@@ -117,12 +117,14 @@ class Session(QObject):
             self.error.emit(message)
 
     # --- the model -------------------------------------------------------------------
-    def load_model(self, ref: str, device: str = "cpu", dtype: str = "fp32") -> Task:
+    def load_model(self, ref: str, device: str = "cpu", dtype: str = "fp32",
+                   max_memory: Optional[dict] = None) -> Task:
         from lab.core import models
 
         self.model_loading.emit(ref)
         return self.request(
-            "load", lambda _lm, job: models.load(ref, device, dtype, job), lambda card: None,
+            "load", lambda _lm, job: models.load(ref, device, dtype, job, max_memory=max_memory),
+            lambda card: None,
             self._on_load_failed, label=f"loading {ref}", needs_model=False, replaces_model=True)
 
     def _on_load_failed(self, message: str) -> None:

@@ -152,3 +152,42 @@ def test_driver_failure_becomes_a_device_error():
 def test_cache_listing_never_fails(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
     assert isinstance(models.cached_models(), list)
+
+
+def test_split_without_gpus_falls_back_to_cpu_with_a_note(tiny_gpt2):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    lm = models.load(str(tiny_gpt2), device=models.SPLIT, max_memory={"cpu": "1GiB"})
+    assert lm.device == "cpu"
+    assert any("needs CUDA GPUs" in n for n in lm.card.notes)
+
+
+def test_max_memory_parsing():
+    assert models.parse_max_memory("0=2GiB, 1=3GiB,cpu=10GiB") == {0: "2GiB", 1: "3GiB", "cpu": "10GiB"}
+    assert models.parse_max_memory("") == {}
+    with pytest.raises(InputError):
+        models.parse_max_memory("0:2GiB")
+
+
+def test_device_map_summary_groups_modules_by_device():
+    summary = models.device_map_summary({"model.embed": "0", "model.layers.0": "0", "model.layers.1": "1", "lm_head": "cpu"})
+    assert summary == {"cuda:0": ["model.embed", "model.layers.0"], "cuda:1": ["model.layers.1"], "cpu": ["lm_head"]}
+
+
+@pytest.mark.gpu
+def test_split_across_two_gpus_matches_unsplit(tiny_llama):
+    """Runs on a machine with >= 2 GPUs (see bench/gpu_checks.py for the big-model proof)."""
+    import torch
+
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two CUDA GPUs")
+    from lab.core import trace
+
+    whole = models.load(str(tiny_llama), device="cuda:0")
+    split = models.load(str(tiny_llama), device=models.SPLIT, max_memory={0: "60KiB", 1: "1GiB"})
+    assert len(set(split.card.device_map.values())) >= 2
+    a = trace.capture(whole, "The teacher taught the students with the book.")
+    b = trace.capture(split, "The teacher taught the students with the book.")
+    np.testing.assert_allclose(np.asarray(a.attentions["self"], np.float32), np.asarray(b.attentions["self"], np.float32), atol=1e-5)

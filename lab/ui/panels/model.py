@@ -4,7 +4,7 @@ from __future__ import annotations
 from html import escape
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                QPushButton, QTextBrowser, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout)
 
@@ -45,8 +45,14 @@ class ModelPanel(Panel):
         self.load_button.setDefault(True)
         self.load_button.clicked.connect(self.load_selected)
         self.device = QComboBox()
-        for dev in models.available_devices():
+        devices = models.available_devices()
+        for dev in devices:
             self.device.addItem(models.device_label(dev), dev)
+        if sum(d.startswith("cuda") for d in devices) >= 1:
+            self.device.addItem("split across GPUs (accelerate)", models.SPLIT)
+        self.max_memory = QLineEdit()
+        self.max_memory.setPlaceholderText("per-device cap, e.g. 0=20GiB,1=20GiB,cpu=64GiB")
+        self.max_memory.setToolTip("Only for 'split across GPUs': the most each device may hold.")
         self.dtype = QComboBox()
         self.dtype.addItems(list(models.DTYPES))
         self.device.currentIndexChanged.connect(self._update_note)
@@ -65,6 +71,8 @@ class ModelPanel(Panel):
         form = QFormLayout()
         form.addRow("Device", self.device)
         form.addRow("Dtype", self.dtype)
+        self.max_memory_label = QLabel("Max memory")
+        form.addRow(self.max_memory_label, self.max_memory)
         buttons = QHBoxLayout()
         buttons.addWidget(self.open_button)
         buttons.addStretch(1)
@@ -142,12 +150,22 @@ class ModelPanel(Panel):
                 self.device.setCurrentIndex(i)
         if dtype and dtype in models.DTYPES:
             self.dtype.setCurrentText(dtype)
-        self.session.load_model(ref, self.current_device(), self.dtype.currentText())
+        max_memory = None
+        if self.current_device() == models.SPLIT and self.max_memory.text().strip():
+            try:
+                max_memory = models.parse_max_memory(self.max_memory.text())
+            except Exception as err:
+                self._show_error(str(err))
+                return
+        self.session.load_model(ref, self.current_device(), self.dtype.currentText(), max_memory)
 
     def current_device(self) -> str:
         return self.device.currentData() or "cpu"
 
     def _update_note(self) -> None:
+        split = self.current_device() == models.SPLIT
+        self.max_memory.setVisible(split)
+        self.max_memory_label.setVisible(split)
         try:
             _, notes = models.choose_device(self.current_device(), self.dtype.currentText())
         except Exception as err:
@@ -196,6 +214,9 @@ def card_html(card) -> str:
         ("Device", card.device), ("Attention", card.attn_implementation + " (eager for captures)"),
         ("Source", f"{card.source}: {card.path}"),
     ]
+    for dev, modules in models.device_map_summary(card.device_map).items():
+        shown = ", ".join(modules[:4]) + (f" … (+{len(modules) - 4})" if len(modules) > 4 else "")
+        rows.append((f"On {dev}", f"{len(modules)} modules: {shown}"))
     body = "".join(f"<tr><td><b>{escape(k)}</b></td><td>{escape(v)}</td></tr>" for k, v in rows)
     notes = "".join(f"<p style='color:#c77700'>{escape(n)}</p>" for n in card.notes)
     return f"<h3>{escape(card.name)}</h3><table cellspacing=4>{body}</table>{notes}"
