@@ -47,6 +47,7 @@ def add_arguments(parser) -> None:
     p = sub.add_parser("fit", help="fit L = E + A/N^alpha + B/D^beta to a CSV of runs")
     p.add_argument("file", help="CSV with params, tokens, loss (compute optional)")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples (default 200)")
+    p.add_argument("--starts", type=int, default=32, help="best grid points refined with L-BFGS (default 32)")
     p.add_argument("--param-column", default=None, help="which column counts parameters")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
@@ -137,8 +138,10 @@ def _compute(args) -> int:
 def _fit(args) -> int:
     if args.bootstrap < 0:
         raise InputError("--bootstrap must be 0 or more.")
+    if args.starts < 1:
+        raise InputError("--starts must be 1 or more.")
     runs = sc.read_runs(args.file, param_column=args.param_column)
-    fit = sc.fit_runs(runs, bootstrap=args.bootstrap, seed=args.seed)
+    fit = sc.fit_runs(runs, bootstrap=args.bootstrap, starts=args.starts, seed=args.seed)
     if args.json:
         print_json(fit.to_json())
         return 0

@@ -12,7 +12,9 @@ petaFLOP/s-days, ``params`` are parameters, ``tokens`` are training tokens.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
 import io
 import math
 import re
@@ -165,8 +167,9 @@ LAWS: dict[str, Law] = {
         source=("Besiroglu et al. 2024, Chinchilla Scaling: A replication attempt, arXiv 2404.10102: "
                 "E = 1.8172, A = 482.01, B = 2085.43, alpha = 0.3478, beta = 0.3658"),
         params_counted="all parameters (incl. embeddings)",
-        loss_units="nats/token on MassiveText (data reconstructed from Hoffmann et al. Fig. 4)",
-        notes="Refit of Chinchilla's own data; its frontier is close to 20 tokens/param.",
+        loss_units="nats/token on MassiveText",
+        notes="Refit of Chinchilla's own data (reconstructed from Hoffmann et al. Fig. 4); its "
+              "frontier is close to 20 tokens/param.",
     ),
 }
 LAW_KEYS = tuple(LAWS)
@@ -616,6 +619,7 @@ def _huber(r):
 
 
 def _objective_grad(theta: np.ndarray, x, y, t, w):
+    """Huber objective and its gradient for one parameter vector (the L-BFGS inner loop)."""
     e, a, b, al, be = theta
     z1 = a - al * x
     z2 = b - be * y
@@ -623,20 +627,58 @@ def _objective_grad(theta: np.ndarray, x, y, t, w):
     p1, p2, p3 = np.exp(z1 - m), np.exp(z2 - m), np.exp(e - m)
     s = p1 + p2 + p3
     r = m + np.log(s) - t
-    ar = np.abs(r)
-    inside = ar <= HUBER_DELTA
-    f = np.where(inside, 0.5 * r * r, HUBER_DELTA * (ar - 0.5 * HUBER_DELTA))
-    dr = np.clip(r, -HUBER_DELTA, HUBER_DELTA) * w / s
+    c = np.clip(r, -HUBER_DELTA, HUBER_DELTA)      # Huber derivative; c (r - c/2) is the Huber value
+    f = np.dot(c * (r - 0.5 * c), w)
+    dr = c * w / s
     g1, g2 = dr * p1, dr * p2
-    grad = np.array([(dr * p3).sum(), g1.sum(), g2.sum(), -(g1 * x).sum(), -(g2 * y).sum()])
-    return float((f * w).sum()), grad
+    grad = np.array([np.dot(dr, p3), g1.sum(), g2.sum(), -np.dot(g1, x), -np.dot(g2, y)])
+    return float(f), grad
+
+
+@contextlib.contextmanager
+def _blas_single_thread():
+    """Run OpenBLAS on one thread for the duration (Linux; a no-op elsewhere).
+
+    scipy's L-BFGS-B calls BLAS/LAPACK on 5x5 problems; OpenBLAS's worker threads then cost
+    milliseconds per iteration in wake-ups, and far more when other processes share the
+    cores (measured: a 40-run fit took 44 s on a busy 2-core machine, 3.7 s on one thread).
+    This is what threadpoolctl does, without the dependency.
+    """
+    restore = []
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = sorted({ln.split()[-1] for ln in fh if "openblas" in ln.split()[-1].lower()})
+    except OSError:
+        paths = []
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for suffix in ("scipy_openblas_{}_num_threads64_", "scipy_openblas_{}_num_threads",
+                       "openblas_{}_num_threads64_", "openblas_{}_num_threads"):
+            get, set_ = getattr(lib, suffix.format("get"), None), getattr(lib, suffix.format("set"), None)
+            if get is not None and set_ is not None:
+                restore.append((set_, int(get())))
+                set_(1)
+                break
+    try:
+        yield
+    finally:
+        for set_, n in restore:
+            set_(n)
+
+
+# Tighter buys nothing measurable; looser (1e-8) lets bootstrap refits stop near their warm start
+# and shrinks the intervals (measured).
+FIT_GTOL, FIT_FTOL = 1e-10, 1e-12
 
 
 def _refine(theta0, x, y, t, w, maxiter=500):
     from scipy.optimize import minimize
 
     res = minimize(_objective_grad, np.asarray(theta0, dtype=float), args=(x, y, t, w), jac=True,
-                   method="L-BFGS-B", options=dict(maxiter=maxiter, gtol=1e-12, ftol=1e-15, maxcor=20))
+                   method="L-BFGS-B", options=dict(maxiter=maxiter, gtol=FIT_GTOL, ftol=FIT_FTOL, maxcor=20))
     return res.x, float(res.fun)
 
 
@@ -663,6 +705,7 @@ class Fit:
     starts: int                    # grid points refined with L-BFGS
     grid_size: int
     elapsed_s: float
+    timings: dict = field(default_factory=dict)
     source: str = FIT_SOURCE
 
     def law(self) -> Law:
@@ -709,6 +752,7 @@ class Fit:
             starts=self.starts,
             grid_size=self.grid_size,
             elapsed_s=self.elapsed_s,
+            timings=self.timings,
             source=self.source,
         )
 
@@ -729,6 +773,13 @@ def fit_runs(runs: Runs, *, bootstrap: int = 200, level: float = 0.95, starts: i
     largest-compute runs and report the error predicting them.
     """
     job = Job.ensure(job)
+    import scipy.optimize  # noqa: F401  (load its OpenBLAS before pinning the thread count)
+
+    with _blas_single_thread():
+        return _fit_runs(runs, bootstrap, level, starts, holdout_fraction, seed, job)
+
+
+def _fit_runs(runs, bootstrap, level, starts, holdout_fraction, seed, job) -> Fit:
     t0 = time.perf_counter()
     n = len(runs)
     if n < MIN_RUNS:
@@ -742,6 +793,7 @@ def fit_runs(runs: Runs, *, bootstrap: int = 200, level: float = 0.95, starts: i
     scores = np.concatenate([_objective_batch(chunk, x, y, t) for chunk in np.array_split(grid, 8)])
     order = np.argsort(scores, kind="stable")[:max(1, starts)]
 
+    timings = {"grid_s": time.perf_counter() - t0}
     job.progress(0.05, "L-BFGS from the best starting points")
     results = []
     for i, k in enumerate(order):
@@ -758,6 +810,8 @@ def fit_runs(runs: Runs, *, bootstrap: int = 200, level: float = 0.95, starts: i
         if len(warm) >= 3:
             break
 
+    timings["refine_s"] = time.perf_counter() - t0 - timings["grid_s"]
+    t1 = time.perf_counter()
     rng = np.random.default_rng(seed)
     samples = []
     for i in range(bootstrap):
@@ -774,8 +828,11 @@ def fit_runs(runs: Runs, *, bootstrap: int = 200, level: float = 0.95, starts: i
             lo, hi = np.percentile(S[:, j], q)
             intervals[name] = (float(min(lo, constants[name])), float(max(hi, constants[name])))
 
+    timings["bootstrap_s"] = time.perf_counter() - t1
     job.progress(0.92, "extrapolation check")
+    t1 = time.perf_counter()
     holdout = _holdout_check(runs, x, y, t, warm, holdout_fraction)
+    timings["holdout_s"] = time.perf_counter() - t1
     law = parametric_law(**constants)
     pred = loss(law, runs.params, runs.tokens)
     ranges = {k: (float(v.min()), float(v.max())) for k, v in
@@ -783,7 +840,8 @@ def fit_runs(runs: Runs, *, bootstrap: int = 200, level: float = 0.95, starts: i
     job.progress(1.0, "done")
     return Fit(constants=constants, intervals=intervals, level=level, n_runs=n, bootstrap_samples=len(samples),
                objective=best_f, residuals=t - np.log(pred), predicted=pred, runs=runs, ranges=ranges,
-               holdout=holdout, starts=len(order), grid_size=len(grid), elapsed_s=time.perf_counter() - t0)
+               holdout=holdout, starts=len(order), grid_size=len(grid), elapsed_s=time.perf_counter() - t0,
+               timings=timings)
 
 
 def _holdout_check(runs: Runs, x, y, t, warm, fraction: float) -> dict:
