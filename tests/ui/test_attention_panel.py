@@ -195,3 +195,14 @@ def test_resident_trace_fetches_heads_on_the_worker(qtbot, tiny_gpt2):
                     and panel._shown_key[2:4] == (1, 1), timeout=10000)
     np.testing.assert_allclose(np.nan_to_num(panel.head_view.matrix), done[0].head("self", 1, 1))
     session.shutdown()
+
+
+def test_lesson_settings_choose_view_and_options(qtbot, tiny_gpt2):
+    session, panel = _open(qtbot, tiny_gpt2)
+    panel.apply_settings({"view": "aggregates", "aggregate": "max", "hide_first": True})
+    assert panel.tabs.currentWidget() is panel.agg_page and panel.hide_first.isChecked()
+    _idle(qtbot, session)
+    raw = session.trace.attentions["self"][0].max(0)
+    assert panel.agg_view.matrix.shape == (raw.shape[0] - 1, raw.shape[1] - 1)
+    assert panel.banner.isVisible()
+    session.shutdown()

@@ -517,6 +517,19 @@ class AttentionPanel(Panel):
         self.session.set_prompt(text, immediate=True)
         self.session.notice.emit(hint)
 
+    def apply_settings(self, settings: dict) -> None:
+        """Settings a lesson file can give this panel (``panels.attention`` in the lesson):
+        ``view`` (model, head, lines, aggregates, lens), ``hide_first`` (bool),
+        ``aggregate`` (mean, max, rollout), ``lines_all`` (bool)."""
+        if "hide_first" in settings:
+            self.hide_first.setChecked(bool(settings["hide_first"]))
+        if "lines_all" in settings:
+            self.lines_all.setChecked(bool(settings["lines_all"]))
+        if settings.get("aggregate") in ("mean", "max", "rollout"):
+            self.agg_kind.setCurrentIndex(self.agg_kind.findData(settings["aggregate"]))
+        if settings.get("view") in self.VIEWS:
+            self.tabs.setCurrentIndex(self.VIEWS.index(settings["view"]))
+
     def _target_from_session(self, text: str) -> None:
         if self.target.text() != text:
             self.target.setText(text)
