@@ -54,6 +54,8 @@ class MainWindow(QMainWindow):
         self.session.progress.connect(self._progress)
         self.session.error.connect(self._error)
         self.resize(1400, 900)
+        from lab.ui import lessons as lab_lessons   # workshop mode: Lessons menu, presenter, export
+        lab_lessons.install(self)
         if restore:
             self.restore_settings()
 

@@ -5,7 +5,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
-THEMES = ("system", "light", "dark")
+THEMES = ("system", "light", "dark", "high-contrast")
 
 
 def system_is_dark() -> bool:
@@ -29,6 +29,26 @@ def apply(app: QApplication, theme: str) -> str:
     mode = effective(theme)
     app.setStyle("Fusion")
     pal = QPalette()
+    if mode == "high-contrast":   # presenter option: white on black, yellow selection
+        colors = {
+            QPalette.Window: "#000000", QPalette.WindowText: "#ffffff", QPalette.Base: "#000000",
+            QPalette.AlternateBase: "#1a1a1a", QPalette.ToolTipBase: "#000000", QPalette.ToolTipText: "#ffffff",
+            QPalette.Text: "#ffffff", QPalette.Button: "#000000", QPalette.ButtonText: "#ffffff",
+            QPalette.BrightText: "#ffff00", QPalette.Highlight: "#ffff00", QPalette.HighlightedText: "#000000",
+            QPalette.Link: "#00ffff", QPalette.PlaceholderText: "#c0c0c0", QPalette.Mid: "#ffffff",
+            QPalette.Dark: "#ffffff", QPalette.Light: "#ffffff",
+        }
+        for role, c in colors.items():
+            pal.setColor(role, QColor(c))
+        pal.setColor(QPalette.Disabled, QPalette.Text, QColor("#9a9a9a"))
+        pal.setColor(QPalette.Disabled, QPalette.ButtonText, QColor("#9a9a9a"))
+        pal.setColor(QPalette.Disabled, QPalette.WindowText, QColor("#9a9a9a"))
+        pg.setConfigOptions(background="k", foreground="w")
+        app.setPalette(pal)
+        app.setProperty("tvlab_theme", "dark")   # panels that pick colours treat it as dark
+        app.setProperty("tvlab_high_contrast", True)
+        return mode
+    app.setProperty("tvlab_high_contrast", False)
     if mode == "dark":
         colors = {
             QPalette.Window: "#2b2d31", QPalette.WindowText: "#e8e8e8", QPalette.Base: "#1e1f22",

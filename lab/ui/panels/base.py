@@ -30,6 +30,7 @@ class Panel(QWidget):
     area: str = "right"
     tab_with: Optional[str] = None
     order: int = 100
+    docked: bool = True      # False: shown as a fixed strip (tool bar) above the docks
 
     def __init__(self, session, parent: Optional[QWidget] = None):
         super().__init__(parent)
@@ -51,6 +52,11 @@ class Panel(QWidget):
     def selftest_ready(self) -> bool:
         """True once the panel shows real content for the current model (selftest waits)."""
         return True
+
+    def apply_lesson(self, settings: dict) -> None:
+        """Take a lesson's settings for this panel (a dict from the lesson file's
+        ``panels.<panel_id>``; the keys each panel reads are in resources/lessons/README.md).
+        Ignore keys you do not know; raise for values you cannot use."""
 
     def export_png(self, path: str | Path) -> bool:
         """Save what the panel shows now as a PNG."""
