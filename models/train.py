@@ -86,7 +86,7 @@ class T5Config_:
     d_model: int = 128
     d_kv: int = 32
     d_ff: int = 512
-    block_size: int = 32          # longest source in tokens that is allowed
+    block_size: int = 48          # longest source in tokens that is allowed
     dropout: float = 0.05
     batch_size: int = 256
     steps: int = 4000
@@ -750,7 +750,8 @@ def write_card(folder: Path, kind: str, name: str, device: str, cfg, n_params, n
                        "a fixed seed, all replaced by `[MASK]`), masked-LM loss "
                        f"{metrics['val_mlm_loss']:.3f} nats\n")
     sample_md = "\n".join(f"{i + 1}. input: `{s!r}`\n   output: `{o!r}`" for i, (s, o) in enumerate(samples))
-    cmd = f"python -m models.train {kind} --out models/{ZOO_NAMES[kind]} --device {device}"
+    cmd = (f"python -m models.train {kind} --out models/{ZOO_NAMES[kind]} --device {device} "
+           f"--steps {metrics['steps_run']}")
     cfgd = asdict(cfg)
     text = f"""# {name}
 
@@ -789,8 +790,11 @@ by this repository's own script; no pretrained weights were used.
 {cmd}
 ```
 
-(exact command of this run: `python -m models.train {' '.join(argv)}`; add `--device cpu
---small` for a tiny version that trains in seconds on a laptop.)
+(exact command of this run: `python -m models.train {' '.join(argv)}`. A run given
+`--time-limit` anneals its learning rate by whichever of steps and time is further along,
+so the command above reproduces it up to that schedule. Add `--device cpu --small` for a
+tiny version that trains in seconds on a laptop. `bash models/train_all_gpu.sh OUT` trains
+the whole zoo and the scaling sweep together on one GPU.)
 """
     (folder / "README.md").write_text(text, encoding="utf-8")
 
@@ -813,6 +817,7 @@ def parse(argv):
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--time-limit", type=float, default=None,
                     help="stop training after this many seconds (the schedule is not stretched)")
+    ap.add_argument("--hardware-note", default="", help="appended to the card's hardware line")
     ap.add_argument("--fail-at-step", type=int, default=None, help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
@@ -880,7 +885,7 @@ def run(argv) -> int:
         metrics["vocab_size"] = len(hf_tok)
         if corpus is not None:
             metrics["val_plays"] = corpus.val_names()
-        hw = hardware(device)
+        hw = hardware(device) + (f"; {a.hardware_note}" if a.hardware_note else "")
         record = {"kind": a.kind, "name": ZOO_NAMES[a.kind], "config": asdict(cfg), "seed": a.seed,
                   "params": n_params, "non_embedding_params": n_nonemb, "training_tokens": tokens,
                   "flops_6nd": 6 * n_params * tokens, "pf_days": 6 * n_params * tokens / PF_DAY,
