@@ -321,7 +321,7 @@ def tokenize(tok, text: str, *, model: str = "", add_special_tokens: bool = True
                         "spans are not shown.")
     unk = getattr(tok, "unk_token_id", None)
     roles = info.special_roles
-    marked = {i for i in roles if i != unk}
+    marked = {i for i, r in roles.items() if i != unk or r != "UNK"}   # an unknown word is text
     special = [m == 1 or i in marked for i, m in zip(ids, mask)]
     return Tokenization(text=text, ids=ids, pieces=pieces, starts=starts, ends=ends, special=special,
                         info=info, model=model, warnings=warnings)
