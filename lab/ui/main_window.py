@@ -7,7 +7,7 @@ from typing import Optional
 from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QLabel, QMainWindow, QMessageBox,
-                               QProgressBar, QPushButton, QWidget)
+                               QProgressBar, QPushButton, QToolBar, QWidget)
 
 import lab
 from lab.core import models
@@ -36,17 +36,29 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(placeholder)
         self.panels: dict[str, Panel] = {}
         self.docks: dict[str, QDockWidget] = {}
-        for cls in panel_classes():
+        self.panel_classes = panel_classes()
+        self.strips: dict[str, QToolBar] = {}
+        for cls in self.panel_classes:
             panel = cls(self.session, self)
-            dock = QDockWidget(cls.title, self)
+            self.panels[cls.panel_id] = panel
+            if not cls.docked:
+                strip = QToolBar(cls.title, self)
+                strip.setObjectName(f"strip-{cls.panel_id}")
+                strip.setMovable(False)
+                strip.setFloatable(False)
+                strip.addWidget(panel)
+                self.addToolBar(Qt.TopToolBarArea if cls.area != "bottom" else Qt.BottomToolBarArea, strip)
+                self.strips[cls.panel_id] = strip
+                continue
+            dock = QDockWidget(cls.title.replace("&", "&&"), self)   # "&" is a mnemonic in titles
             dock.setObjectName(f"dock-{cls.panel_id}")
             dock.setWidget(panel)
             dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable
                              | QDockWidget.DockWidgetClosable)
-            self.panels[cls.panel_id] = panel
             self.docks[cls.panel_id] = dock
         self._default_layout()
-        self._default_state = self.saveState(STATE_VERSION)
+        self._default_state = None          # taken at the first show, once sizes are real
+        self._restored = False
         self._build_status_bar()
         self._build_menus()
         self.session.model_changed.connect(self._show_model)
@@ -62,7 +74,7 @@ class MainWindow(QMainWindow):
     # --- layout ------------------------------------------------------------------------
     def _default_layout(self) -> None:
         placed: dict[str, QDockWidget] = {}
-        for cls in panel_classes():
+        for cls in self.docked_classes():
             dock = self.docks[cls.panel_id]
             dock.setFloating(False)
             dock.show()
@@ -71,19 +83,47 @@ class MainWindow(QMainWindow):
             else:
                 self.addDockWidget(AREAS.get(cls.area, Qt.RightDockWidgetArea), dock)
             placed[cls.panel_id] = dock
-        for cls in panel_classes():   # the first of each tab group stays in front
+        for cls in self.docked_classes():   # the first of each tab group stays in front
             if not cls.tab_with:
                 self.docks[cls.panel_id].raise_()
-        left = [d for pid, d in self.docks.items() if panel_classes_map()[pid].area == "left"]
-        right = [d for pid, d in self.docks.items() if panel_classes_map()[pid].area == "right"]
+        self._default_sizes()
+
+    def docked_classes(self) -> list:
+        return [c for c in self.panel_classes if c.docked]
+
+    def _default_sizes(self) -> None:
+        """Proportions of the default layout: a short prompt strip, the big views wide."""
+        by_area: dict[str, list[QDockWidget]] = {}
+        for cls in self.docked_classes():
+            if not cls.tab_with:
+                by_area.setdefault(cls.area, []).append(self.docks[cls.panel_id])
+        w, h = max(self.width(), 800), max(self.height(), 600)
+        left, right = by_area.get("left", []), by_area.get("right", [])
         if left and right:
-            self.resizeDocks([left[0], right[0]], [380, 1000], Qt.Horizontal)
-        if "prompt" in self.docks:
-            self.resizeDocks([self.docks["prompt"]], [110], Qt.Vertical)
+            self.resizeDocks([left[0], right[0]], [int(w * 0.28), int(w * 0.72)], Qt.Horizontal)
+        vertical = [(d, int(h * 0.25)) for d in by_area.get("top", [])] + [(d, int(h * 0.3)) for d in by_area.get("bottom", [])]
+        if vertical:
+            self.resizeDocks([d for d, _ in vertical], [s for _, s in vertical], Qt.Vertical)
+
+    def showEvent(self, event):
+        super().showEvent(event)
+        if self._default_state is None:
+            if not self._restored:
+                self._default_sizes()
+            QTimer.singleShot(0, self._take_default_state)
+
+    def _take_default_state(self) -> None:
+        if self._default_state is None:
+            if not self._restored:
+                self._default_sizes()
+            self._default_state = self.saveState(STATE_VERSION)
 
     def reset_layout(self) -> None:
-        self.restoreState(self._default_state, STATE_VERSION)
-        for dock in self.docks.values():
+        if self._default_state is not None and not self._restored:
+            self.restoreState(self._default_state, STATE_VERSION)
+        else:
+            self._default_layout()
+        for dock in [*self.docks.values(), *self.strips.values()]:
             if dock.isHidden():
                 dock.show()
 
@@ -179,6 +219,8 @@ class MainWindow(QMainWindow):
             run_menu.addAction(a)
 
         self.view_menu = mb.addMenu("&View")
+        for strip in self.strips.values():
+            self.view_menu.addAction(strip.toggleViewAction())
         for i, (pid, dock) in enumerate(self.docks.items()):
             act = dock.toggleViewAction()
             if i < 9:
@@ -235,7 +277,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geo)
         state = s.value("window_state")
         if isinstance(state, QByteArray):
-            self.restoreState(state, STATE_VERSION)
+            self._restored = self.restoreState(state, STATE_VERSION)
         theme = s.value("theme", "system")
         for act in self.theme_group.actions():
             act.setChecked(act.data() == theme)
@@ -251,6 +293,3 @@ class MainWindow(QMainWindow):
         self.session.shutdown()
         super().closeEvent(event)
 
-
-def panel_classes_map() -> dict[str, type[Panel]]:
-    return {c.panel_id: c for c in panel_classes()}

@@ -24,12 +24,13 @@ class PromptPanel(Panel):
     title = "Prompt"
     area = "top"
     order = 0
+    docked = False           # a strip above the docks: it must never take their space
 
     def __init__(self, session, parent=None):
         super().__init__(session, parent)
         self.edit = PromptEdit()
         self.edit.setPlaceholderText("Type a prompt: every panel follows it. Ctrl+Enter analyses now.")
-        self.edit.setMaximumHeight(80)
+        self.edit.setFixedHeight(64)
         self.edit.setTabChangesFocus(True)
         self.target = QLineEdit()
         self.target.setPlaceholderText("Target text for encoder-decoder models (empty: the model's own output)")
@@ -65,7 +66,6 @@ class PromptPanel(Panel):
         lay.addLayout(self.target_row)
         lay.addWidget(self.note)
         self._set_target_visible(False)
-        self.setMaximumHeight(170)
         self._fill_recent()
         session.prompt_changed.connect(self._prompt_from_session)
         session.notice.connect(self.show_note)
