@@ -791,3 +791,42 @@ def mask_note(lm: LoadedModel, prompt: str) -> str:
 
 __all__ = ["DecodeSession", "FillMaskSession", "Node", "StepView", "Candidate", "TimelineItem", "Branch",
            "MaskView", "build_view", "mask_note", "N_CANDIDATES"]
+
+
+# --- plain snapshots for the UI (built on the worker thread) ------------------------------------
+
+def snapshot_decode(dec: DecodeSession, focus: Optional[int] = None,
+                    settings: Optional[SamplingSettings] = None) -> dict:
+    """Everything the decoding panel draws, as plain data: no torch objects escape."""
+    on_path = {n.id for n in dec.path()} | {dec.root.id}
+    node = dec.nodes.get(focus) if focus is not None else None
+    if node is None or node.id not in on_path:
+        node = dec.current
+    view = dec.view(node, settings=settings or dec.settings)
+    timeline = dec.timeline()
+    prompt_ids = dec.encoder_ids if dec.seq2seq else dec.prefix_ids
+    return {
+        "kind": "decode", "seq2seq": dec.seq2seq, "model": dec.lm.card.name,
+        "prompt_tokens": [_token_text(dec.tokenizer, t) for t in prompt_ids],
+        "timeline": timeline, "current_id": dec.current.id, "focus_id": node.id, "focus_step": node.depth,
+        "view": view, "tree": dec.tree(), "stop": dec.stop_reason(), "notes": list(dec.notes),
+        "settings": dec.settings, "max_new_tokens": dec.max_new_tokens, "text": dec.text(),
+        "cum_logprob": dec.cum_logprob(), "ms": dec.current.parent.ms if dec.current.parent else dec.root.ms,
+        "eos_ids": list(dec.eos_ids), "forwards": len(dec.forward_lengths),
+    }
+
+
+def snapshot_fill(fm: FillMaskSession, focus: Optional[int] = None,
+                  settings: Optional[SamplingSettings] = None) -> dict:
+    """The fill-in-the-mask twin of ``snapshot_decode``; ``focus`` is a mask index."""
+    views = fm.views(settings=settings or fm.settings)
+    if focus is None or not 0 <= focus < len(views):
+        nxt = fm.next_position()
+        focus = fm.positions.index(nxt) if nxt is not None else len(views) - 1
+    return {
+        "kind": "fill", "model": fm.lm.card.name, "tokens": fm.tokens(), "positions": list(fm.positions),
+        "mask_id": fm.mask_id, "ids": list(fm.ids), "views": views, "focus": focus, "view": views[focus].view,
+        "finished": fm.finished, "stop": "filled" if fm.finished else "", "notes": list(fm.notes),
+        "settings": fm.settings, "text": fm.text(), "fills": len(fm.history) - 1, "order": fm.order,
+        "forwards": len(fm.forward_lengths),
+    }

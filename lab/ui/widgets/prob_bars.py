@@ -1,0 +1,251 @@
+"""Probability views for the decoding panel: candidate bars, the draw strip, step charts.
+
+``CandidateBars`` draws one row per candidate token: the raw probability (grey-blue) and
+the probability after the processors (orange) side by side, removed tokens greyed and
+marked, the chosen token in green, the top-p cut as a line between rows, and beside the
+bars the cumulative mass top-p reads with p marked. ``DrawStrip`` is the processed
+distribution laid end to end on [0, 1] with the point where the draw fell. Plain data in
+(lists, floats); no torch.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QFont
+
+RAW = QColor(110, 140, 190)
+PROC = QColor(240, 140, 40)
+CHOSEN = QColor(40, 170, 80)
+REMOVED = QColor(175, 175, 175)
+
+
+def prob_color(p: float) -> QColor:
+    """Red (unlikely) through yellow to green (likely), on a log scale of probability."""
+    p = max(1e-4, min(1.0, float(p)))
+    t = (np.log10(p) + 4) / 4          # 1e-4 -> 0, 1 -> 1
+    return QColor.fromHsvF(0.33 * t, 0.55, 0.95)
+
+
+def _short(token: str, n: int = 14) -> str:
+    t = token.replace("\n", "⏎").replace("\t", "⇥")
+    if t.strip() == "" and t:
+        t = t.replace(" ", "␣")
+    return t if len(t) <= n else t[: n - 1] + "…"
+
+
+class CandidateBars(pg.GraphicsLayoutWidget):
+    """Bars of the candidates of one step; click a row to force that token."""
+
+    candidate_clicked = Signal(int)      # token id
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setBackground(None)
+        self.ci.setSpacing(2)
+        self.bars = self.addPlot(row=0, col=0)
+        self.cum = self.addPlot(row=0, col=1)
+        self.ci.layout.setColumnStretchFactor(0, 4)
+        self.ci.layout.setColumnStretchFactor(1, 1)
+        for p in (self.bars, self.cum):
+            p.setMenuEnabled(False)
+            p.setMouseEnabled(x=False, y=False)
+            p.hideButtons()
+            p.invertY(True)
+            p.showGrid(x=True, alpha=0.15)
+        self.bars.setLabel("bottom", "probability  (blue: raw · orange: after the processors)")
+        self.cum.setLabel("bottom", "cumulative (top-p)")
+        self.cum.setYLink(self.bars)
+        self.cum.getAxis("left").setStyle(showValues=False)
+        self.cum.setXRange(0, 1.02, padding=0)
+        self.bars.getAxis("left").setWidth(120)
+        self.bars.getAxis("left").setStyle(hideOverlappingLabels=False)
+        for p in (self.bars, self.cum):
+            p.getAxis("bottom").enableAutoSIPrefix(False)
+        self.cum.getAxis("bottom").setTicks([[(0, "0"), (0.5, "0.5"), (1, "1")], []])
+        self._ids: list[int] = []
+        self._items: list = []
+        self.scene().sigMouseClicked.connect(self._clicked)
+        self.setMinimumHeight(260)
+
+    def clear_bars(self) -> None:
+        for it in self._items:
+            it.getViewBox().removeItem(it) if it.getViewBox() is not None else None
+        self._items = []
+        self.bars.clear()
+        self.cum.clear()
+        self._ids = []
+
+    def set_candidates(self, cands: list, cumulative: Optional[list[float]] = None,
+                       top_p: Optional[float] = None, cut: Optional[int] = None) -> None:
+        """``cands``: objects with id, token, raw_prob, prob, removed, removed_by, chosen."""
+        self.clear_bars()
+        n = len(cands)
+        if not n:
+            return
+        self._ids = [c.id for c in cands]
+        y = np.arange(n, dtype=float)
+        raw = np.array([c.raw_prob for c in cands])
+        proc = np.array([c.prob for c in cands])
+        raw_brush = [pg.mkBrush(REMOVED if c.removed else RAW) for c in cands]
+        proc_brush = [pg.mkBrush(CHOSEN if c.chosen else PROC) for c in cands]
+        self.bars.addItem(pg.BarGraphItem(x0=np.zeros(n), y=y - 0.19, height=0.36, width=raw, brushes=raw_brush,
+                                          pens=[pg.mkPen(None)] * n))
+        self.bars.addItem(pg.BarGraphItem(x0=np.zeros(n), y=y + 0.19, height=0.36, width=proc, brushes=proc_brush,
+                                          pens=[pg.mkPen(CHOSEN, width=2) if c.chosen else pg.mkPen(None) for c in cands]))
+        ticks = []
+        for i, c in enumerate(cands):
+            mark = "▶ " if c.chosen else ""
+            tail = f"  ✕{c.removed_by}" if c.removed else ""
+            ticks.append((i, f"{mark}{_short(c.token)}{tail}"))
+        self.bars.getAxis("left").setTicks([ticks, []])
+        xmax = float(max(raw.max(), proc.max(), 1e-6)) * 1.08
+        self.bars.setXRange(0, xmax, padding=0)
+        self.bars.setYRange(-0.6, n - 0.4, padding=0)
+        if cut is not None and 0 < cut < n:
+            line = pg.InfiniteLine(pos=cut - 0.5, angle=0, pen=pg.mkPen((200, 40, 40), width=2, style=Qt.DashLine),
+                                   label=f"top-p {top_p:g} cut",
+                                   labelOpts={"position": 0.85, "color": (200, 40, 40), "anchors": [(0.5, 0), (0.5, 0)],
+                                              "fill": (255, 255, 255, 210)})
+            self.bars.addItem(line)
+            self.cum.addItem(pg.InfiniteLine(pos=cut - 0.5, angle=0,
+                                             pen=pg.mkPen((200, 40, 40), width=2, style=Qt.DashLine)))
+        if cumulative:
+            self.cum.plot(np.asarray(cumulative[:n]), y, pen=pg.mkPen((90, 90, 90), width=2), symbol="o",
+                          symbolSize=4, symbolBrush=(90, 90, 90))
+        if top_p is not None and top_p < 1.0:
+            self.cum.addItem(pg.InfiniteLine(pos=top_p, angle=90, pen=pg.mkPen((200, 40, 40), width=1),
+                                             label=f"p={top_p:g}", labelOpts={"position": 0.97, "color": (200, 40, 40)}))
+        self.cum.setXRange(0, 1.02, padding=0)
+
+    def row_at(self, scene_pos) -> Optional[int]:
+        vb = self.bars.getViewBox()
+        if not vb.sceneBoundingRect().contains(scene_pos) and not self.bars.getAxis("left").sceneBoundingRect().contains(scene_pos):
+            return None
+        y = vb.mapSceneToView(scene_pos).y()
+        i = int(round(y))
+        return i if 0 <= i < len(self._ids) else None
+
+    def _clicked(self, event) -> None:
+        i = self.row_at(event.scenePos())
+        if i is not None:
+            self.candidate_clicked.emit(self._ids[i])
+
+
+class DrawStrip(pg.PlotWidget):
+    """The processed distribution end to end on [0, 1] and where the random number fell."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setBackground(None)
+        self.setMenuEnabled(False)
+        self.setMouseEnabled(x=False, y=False)
+        self.hideButtons()
+        self.getAxis("left").setStyle(showValues=False)
+        self.getAxis("left").setWidth(120)
+        self.setLabel("bottom", "cumulative processed probability: the draw picks the slice it lands in")
+        self.setXRange(0, 1, padding=0.01)
+        self.setYRange(0, 1, padding=0)
+        self.setFixedHeight(78)
+
+    def set_draw(self, cands: list, draw: Optional[dict]) -> None:
+        self.clear()
+        x = 0.0
+        for i, c in enumerate(cands):
+            if c.prob <= 0:
+                continue
+            color = CHOSEN if c.chosen else (PROC if i % 2 == 0 else PROC.darker(125))
+            self.addItem(pg.BarGraphItem(x0=[x], y=[0.5], height=[0.8], width=[c.prob], brush=color,
+                                         pen=pg.mkPen((255, 255, 255), width=0.5)))
+            x += c.prob
+        if x < 1.0 - 1e-6:
+            self.addItem(pg.BarGraphItem(x0=[x], y=[0.5], height=[0.8], width=[1.0 - x], brush=REMOVED.lighter(115),
+                                         pen=pg.mkPen(None)))
+        if draw:
+            self.addItem(pg.InfiniteLine(pos=draw["u"], angle=90, pen=pg.mkPen((20, 20, 20), width=3),
+                                         label=f"u = {draw['u']:.3f}",
+                                         labelOpts={"position": 0.85, "color": (20, 20, 20), "fill": (255, 255, 255, 200)}))
+
+
+class StepChart(pg.GraphicsLayoutWidget):
+    """Entropy (bits) and P(end-of-sequence) per generated token; click a step to show it."""
+
+    step_clicked = Signal(int)     # index into the generated tokens (0-based)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setBackground(None)
+        self.ent = self.addPlot(row=0, col=0)
+        self.eos = self.addPlot(row=1, col=0)
+        self.eos.setXLink(self.ent)
+        for p, label in ((self.ent, "H (bits)"), (self.eos, "P(EOS)")):
+            p.setMenuEnabled(False)
+            p.setMouseEnabled(x=False, y=False)
+            p.hideButtons()
+            p.setLabel("left", label)
+            p.getAxis("left").setWidth(55)
+            p.showGrid(y=True, alpha=0.2)
+        self.ent.getAxis("bottom").setStyle(showValues=False)
+        self.eos.setLabel("bottom", "generated token")
+        self.eos.setYRange(0, 1, padding=0.05)
+        self.eos.getAxis("left").setTicks([[(0, "0"), (0.5, "0.5"), (1, "1")], []])
+        for p in (self.ent, self.eos):
+            p.getAxis("left").enableAutoSIPrefix(False)
+        self._n = 0
+        self._marker = None
+        self.scene().sigMouseClicked.connect(self._clicked)
+        self.setFixedHeight(170)
+
+    def set_steps(self, entropy: list[float], p_eos: list[float], tokens: list[str], current: int) -> None:
+        self.ent.clear()
+        self.eos.clear()
+        self._n = len(entropy)
+        x = np.arange(1, self._n + 1)
+        if self._n:
+            self.ent.plot(x, entropy, pen=pg.mkPen((60, 110, 190), width=2), symbol="o", symbolSize=5,
+                          symbolBrush=(60, 110, 190))
+            self.eos.plot(x, p_eos, pen=pg.mkPen((200, 60, 60), width=2), symbol="o", symbolSize=5,
+                          symbolBrush=(200, 60, 60))
+            ticks = [(i + 1, _short(t, 6)) for i, t in enumerate(tokens)]
+            step = max(1, self._n // 16)
+            self.eos.getAxis("bottom").setTicks([ticks[::step], []])
+        self.ent.setXRange(0.5, max(self._n, 1) + 0.5, padding=0)
+        if 1 <= current <= self._n:
+            for p in (self.ent, self.eos):
+                p.addItem(pg.InfiniteLine(pos=current, angle=90, pen=pg.mkPen((240, 140, 40), width=2)))
+
+    def _clicked(self, event) -> None:
+        for p in (self.ent, self.eos):
+            vb = p.getViewBox()
+            if vb.sceneBoundingRect().contains(event.scenePos()):
+                i = int(round(vb.mapSceneToView(event.scenePos()).x()))
+                if 1 <= i <= self._n:
+                    self.step_clicked.emit(i - 1)
+                return
+
+
+class WaterfallChart(pg.PlotWidget):
+    """The top candidates' probability after each stage of the chain, one line per stage."""
+
+    COLORS = [(110, 140, 190), (150, 150, 150), (160, 90, 200), (40, 160, 160), (220, 60, 60), (240, 140, 40)]
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setBackground(None)
+        self.setMenuEnabled(False)
+        self.setMouseEnabled(x=False, y=False)
+        self.hideButtons()
+        self.setLabel("left", "probability")
+        self.setLabel("bottom", "candidate rank")
+        self.addLegend(offset=(-5, 5), labelTextSize="8pt")
+        self.getAxis("left").enableAutoSIPrefix(False)
+        self.setMinimumHeight(150)
+
+    def set_stages(self, stage_probs: list[tuple[str, np.ndarray]]) -> None:
+        self.clear()
+        self.plotItem.legend.clear()
+        for (name, probs), color in zip(stage_probs, self.COLORS):
+            self.plot(np.arange(1, len(probs) + 1), probs, pen=pg.mkPen(color, width=2), name=name,
+                      symbol="o", symbolSize=4, symbolBrush=color)
