@@ -23,9 +23,10 @@ own final norm and output head.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -454,9 +455,59 @@ def _hidden(states, resident: bool):
     return np.ascontiguousarray(t.float().cpu().numpy())
 
 
-def _check_attentions(lm: LoadedModel, atts) -> None:
-    if atts is None or len(atts) == 0 or any(a is None for a in atts):
+def _has_attentions(stacks) -> bool:
+    return all(atts is not None and len(atts) > 0 and all(a is not None for a in atts) for atts in stacks)
+
+
+def _model_configs(model) -> list:
+    """Every distinct config object the model's modules read (encoder/decoder stacks may hold
+    their own copies), found once per model."""
+    cached = model.__dict__.get("_tvlab_configs")
+    if cached is None:
+        seen = {id(model.config): model.config}
+        for m in model.modules():
+            c = m.__dict__.get("config")
+            if c is not None and hasattr(c, "_attn_implementation"):
+                seen[id(c)] = c
+        cached = list(seen.values())
+        model.__dict__["_tvlab_configs"] = cached
+    return cached
+
+
+@contextlib.contextmanager
+def eager_attention(lm: LoadedModel) -> Iterator[None]:
+    """Eager attention for one forward pass, switched on every config the modules read.
+
+    Cheaper than ``set_attn_implementation`` twice per capture (milliseconds of Python,
+    which matter next to a GPU forward), and it reaches the encoder and decoder configs
+    that some transformers versions do not update.
+    """
+    cfgs = _model_configs(lm.model)
+    before = [c._attn_implementation for c in cfgs]
+    try:
+        for c in cfgs:
+            if c._attn_implementation != "eager":
+                c._attn_implementation = "eager"
+        yield
+    finally:
+        for c, b in zip(cfgs, before):   # parents first, so each sub-config ends with its own value
+            if c._attn_implementation != b:
+                c._attn_implementation = b
+
+
+def _eager_forward(lm: LoadedModel, forward, stacks_of):
+    """Run ``forward`` with eager attention; if no weights come back, switch the whole model
+    with ``set_attn_implementation`` and try once more."""
+    with eager_attention(lm):
+        out = forward()
+    if _has_attentions(stacks_of(out)):
+        return out
+    del out
+    with lm.attention("eager"):
+        out = forward()
+    if not _has_attentions(stacks_of(out)):
         raise InputError(f"{lm.card.name} did not return attention weights, even with eager attention.")
+    return out
 
 
 def capture(lm: LoadedModel, text: str, target: Optional[str] = None, *,
@@ -498,7 +549,7 @@ def capture(lm: LoadedModel, text: str, target: Optional[str] = None, *,
     ids = torch.tensor([enc["ids"]], device=dev)
     tgt_ids_list: list[int] = []
     store = _store_device if resident else _store_host
-    with torch.inference_mode(), lm.attention("eager"), device_errors(dev):
+    with torch.inference_mode(), device_errors(dev):
         if lm.kind == KIND_SEQ2SEQ:
             start = lm.model.config.decoder_start_token_id
             if start is None:
@@ -517,11 +568,14 @@ def capture(lm: LoadedModel, text: str, target: Optional[str] = None, *,
                 if tgt_ids_list[0] != start:
                     tgt_ids_list = [int(start)] + tgt_ids_list
             dec = torch.tensor([tgt_ids_list], device=dev)
-            out = lm.model(input_ids=ids, attention_mask=torch.ones_like(ids), decoder_input_ids=dec,
-                           output_attentions=True, output_hidden_states=True, return_dict=True)
+
+            def forward():
+                return lm.model(input_ids=ids, attention_mask=torch.ones_like(ids), decoder_input_ids=dec,
+                                output_attentions=True, output_hidden_states=True, return_dict=True)
+
+            out = _eager_forward(lm, forward, lambda o: (o.encoder_attentions, o.decoder_attentions,
+                                                         o.cross_attentions))
             job.progress(0.7, "storing results")
-            for atts in (out.encoder_attentions, out.decoder_attentions, out.cross_attentions):
-                _check_attentions(lm, atts)
             attentions = {
                 "encoder": store(out.encoder_attentions),
                 "decoder": store(out.decoder_attentions),
@@ -530,10 +584,12 @@ def capture(lm: LoadedModel, text: str, target: Optional[str] = None, *,
             hidden = {"encoder": _hidden(out.encoder_hidden_states, resident),
                       "decoder": _hidden(out.decoder_hidden_states, resident)}
         else:
-            out = lm.model(input_ids=ids, attention_mask=torch.ones_like(ids),
-                           output_attentions=True, output_hidden_states=True, return_dict=True)
+            def forward():
+                return lm.model(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                output_attentions=True, output_hidden_states=True, return_dict=True)
+
+            out = _eager_forward(lm, forward, lambda o: (o.attentions,))
             job.progress(0.7, "storing results")
-            _check_attentions(lm, out.attentions)
             attentions = {"self": store(out.attentions)}
             hidden = {"self": _hidden(out.hidden_states, resident)}
         raw_logits = getattr(out, "logits", None)
@@ -557,10 +613,8 @@ def capture(lm: LoadedModel, text: str, target: Optional[str] = None, *,
             warnings=warnings, notes=notes, kv_heads=kv_heads, device=str(dev),
         )
         if resident:
-            job.progress(0.85, "reducing thumbnails")
-            for s in tr.stacks:   # reduced on the device; only the small results cross over
-                tr.thumbnails(s, thumb_size)
-                tr.entropy(s)
+            # Only the first head crosses over now; thumbnails and entropies are reduced on the
+            # device when a view asks for them (tr.thumbnails / tr.entropy, on the worker).
             for s, layer, head in (prefetch or [(tr.stacks[0], 0, 0)]):
                 if s in tr.attentions and layer < tr.layers(s) and head < tr.heads(s):
                     tr.head(s, layer, head)

@@ -68,6 +68,7 @@ def test_resident_capture_moves_only_what_is_shown(lms):
     a = tr.attentions["self"]
     assert isinstance(a, trace.DeviceArray) and a.nbytes == 0
     assert tr.head_ready("self", 0, 0) and not tr.head_ready("self", 1, 3)
+    assert tr.stored_bytes()["host"] == 15 * 15 * 4      # one head crossed over, nothing else
     assert tr.thumbnails("self", 4).shape == (2, 4, 4, 4) and tr.entropy("self").shape == (2, 4)
     assert tr.stored_bytes()["host"] < a.device_bytes   # only a head and thumbnails crossed over
     h = tr.head("self", 1, 3)
@@ -177,6 +178,18 @@ def test_sdpa_model_is_captured_with_eager_and_restored(lms):
     assert any("eager" in n for n in tr.notes)
     np.testing.assert_allclose(tr.attentions["self"].sum(-1), 1.0, atol=1e-5)
     assert lm.model.config._attn_implementation == "sdpa"
+
+
+def test_falls_back_to_set_attn_implementation(lms, monkeypatch):
+    """If switching the configs is not enough (another transformers version), the capture
+    switches the whole model and still returns the weights."""
+    import contextlib
+
+    monkeypatch.setattr(trace, "eager_attention", lambda lm: contextlib.nullcontext())
+    tr = trace.capture(lms["t5"], SENTENCE, "the book")
+    assert set(tr.stacks) == {"encoder", "decoder", "cross"}
+    np.testing.assert_allclose(tr.attentions["cross"].sum(-1), 1.0, atol=1e-5)
+    assert lms["t5"].model.config._attn_implementation == "sdpa"
 
 
 def test_empty_prompt_and_bad_lens_position(lms):

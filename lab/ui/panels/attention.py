@@ -655,7 +655,7 @@ class AttentionPanel(Panel):
 
     def _draw_model(self, tr, sel) -> None:
         a = tr.attentions[sel.stack]
-        heavy = tr.is_resident(sel.stack) is False and _size(a) > GUI_THREAD_LIMIT \
+        heavy = (tr.is_resident(sel.stack) or _size(a) > GUI_THREAD_LIMIT) \
             and f"{sel.stack}@{core_trace.THUMB_SIZE}" not in tr.thumbs
 
         def draw(th):
@@ -686,7 +686,7 @@ class AttentionPanel(Panel):
 
             self._compute(f"agg:{sel.stack}:{sel.layer}:{how}", lambda: tr.aggregate(sel.stack, sel.layer, how),
                           draw, heavy)
-        ent_heavy = tr.is_resident(sel.stack) is False and _size(tr.attentions[sel.stack]) > GUI_THREAD_LIMIT \
+        ent_heavy = (tr.is_resident(sel.stack) or _size(tr.attentions[sel.stack]) > GUI_THREAD_LIMIT) \
             and sel.stack not in tr.entropies
         self._compute(f"entropy:{sel.stack}", lambda: tr.entropy(sel.stack), lambda e: self._draw_entropy(tr, sel, e),
                       ent_heavy)
