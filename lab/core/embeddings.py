@@ -503,7 +503,7 @@ def context_similarity(lm, text_a: str, word_a: str, text_b: str, word_b: Option
     job.progress(1.0, "done")
     return ContextSimilarity(layers=layers, cosine=cos.astype(np.float32), text_a=text_a, text_b=text_b,
                              word_a=word_a, word_b=word_b,
-                             tokens_a=[tz_a.label(i) for i in pa], tokens_b=[tz_b.label(i) for i in pb],
+                             tokens_a=[tz_a.label(i, True) for i in pa], tokens_b=[tz_b.label(i, True) for i in pb],
                              positions_a=pa, positions_b=pb, note=note)
 
 
