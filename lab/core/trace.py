@@ -304,6 +304,10 @@ def head_entropy(attn) -> np.ndarray:
     """
     if _is_resident(attn):
         attn = attn.tensor
+    if not _torch(attn):
+        import torch
+
+        attn = torch.from_numpy(np.ascontiguousarray(attn))
     if _torch(attn):
         out = []
         for layer in range(attn.shape[0]):
@@ -335,6 +339,10 @@ def thumbnails(attn, size: int = THUMB_SIZE) -> np.ndarray:
         attn = attn.tensor
     L, H, q, k = attn.shape
     fq, fk = max(1, math.ceil(q / size)), max(1, math.ceil(k / size))
+    if not _torch(attn) and (fq, fk) != (1, 1):
+        import torch   # torch's pooling is several times faster than numpy's reshape-max, no padded copy
+
+        attn = torch.from_numpy(np.ascontiguousarray(attn))
     if _torch(attn):
         import torch.nn.functional as F
 
