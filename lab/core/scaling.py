@@ -197,11 +197,13 @@ def parametric_law(E: float, A: float, B: float, alpha: float, beta: float, *, k
 def units_note(laws: Iterable) -> str:
     """A visible note when laws with different units share an axis ("" when they agree)."""
     laws = [get_law(l) for l in laws]
-    units = {l.units for l in laws}
-    if len(units) <= 1:
+    groups: dict = {}
+    for l in laws:
+        groups.setdefault(l.units, []).append(l.name)
+    if len(groups) <= 1:
         return ""
-    parts = "; ".join(f"{l.name}: {l.units}" for l in laws)
-    return f"Different units on one axis - losses are not directly comparable. {parts}."
+    parts = "; ".join(f"{' / '.join(names)}: {units}" for units, names in groups.items())
+    return f"Different units on one axis, losses not directly comparable. {parts}."
 
 
 # ---------------------------------------------------------------- loss
@@ -878,7 +880,20 @@ def synthetic_runs(law="chinchilla-3", n: int = 300, noise: float = 0.01, seed: 
 
 # ---------------------------------------------------------------- known models
 
-KNOWN_MODELS_PATH = Path(__file__).resolve().parents[2] / "resources" / "known_models.csv"
+def known_models_path() -> Path:
+    from lab.core.resources import resource
+
+    return resource("known_models.csv")
+
+
+def zoo_sweep_path() -> Path:
+    """The zoo's scaling sweep (``models/scaling_runs.csv``; ``lab/zoo/`` in a bundle). May not exist."""
+    from lab.core.resources import PACKAGE_DIR, REPO_ROOT
+
+    for p in (PACKAGE_DIR / "zoo" / "scaling_runs.csv", REPO_ROOT / "models" / "scaling_runs.csv"):
+        if p.is_file():
+            return p
+    return REPO_ROOT / "models" / "scaling_runs.csv"
 
 
 @dataclass
@@ -903,7 +918,7 @@ class KnownModel:
 
 
 def load_known_models(path=None) -> list[KnownModel]:
-    p = Path(path) if path else KNOWN_MODELS_PATH
+    p = Path(path) if path else known_models_path()
     try:
         text = p.read_text(encoding="utf-8")
     except OSError:
