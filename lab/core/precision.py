@@ -296,7 +296,7 @@ def _reference_model(lm):
                  "fp32 copy on the CPU (the live model is untouched)."]
 
 
-_export_cache: dict = {}
+_export_cache: dict = {}     # fingerprint -> path of a kept fp32 export, oldest first
 _export_cache_lock = threading.Lock()
 _EXPORT_CACHE_MAX_BYTES = 300_000_000
 
@@ -309,7 +309,7 @@ def _fingerprint(model) -> tuple:
 def _dummy_inputs(lm, kind: str):
     import torch
 
-    vocab = int(getattr(lm.model.config, "vocab_size", 0) or lm.card.vocab or 100)
+    vocab = int(getattr(getattr(lm.model, "config", None), "vocab_size", 0) or lm.card.vocab or 100)
     g = torch.Generator().manual_seed(0)
     # batch 2 and distinct lengths, so no axis is specialised to a constant
     ids = torch.randint(0, vocab, (2, 8), generator=g)
@@ -791,13 +791,13 @@ def convert(lm, out, precisions=DEFAULT_PRECISIONS, *, force: bool = False, per_
         _step(job, "export", 0.0, "tracing the model (torch.onnx.export, dynamo)")
         fp32_path = tmp / FILE_NAME.format(precision="fp32")
         key = _fingerprint(reference) + (lm.kind, OPSET)
-        cached = _export_cache.get("entry") if reuse_export else None
-        if cached and cached[0] == key and Path(cached[1]).is_file():
-            _copy_model(Path(cached[1]), fp32_path)
+        cached = _cached_export(key) if reuse_export else None
+        if cached is not None:
+            _copy_model(cached, fp32_path)
             notes.append("The fp32 export was reused from earlier in this session (same weights).")
         else:
             export_onnx(lm, fp32_path, job, external_data=external, reference=reference)
-            if reuse_export and not external and fp32_bytes <= _EXPORT_CACHE_MAX_BYTES:
+            if not external and fp32_bytes <= _EXPORT_CACHE_MAX_BYTES:
                 _remember_export(key, fp32_path)
         _step(job, "export", 1.0, "saved the fp32 graph")
         timings["export"] = time.perf_counter() - t0
@@ -875,6 +875,8 @@ def convert(lm, out, precisions=DEFAULT_PRECISIONS, *, force: bool = False, per_
         except OSError as err:
             raise _os_error(err, out) from None
         return report
+    except OSError as err:   # disk full, permissions changed under us, ...
+        raise _os_error(err, out) from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -910,6 +912,10 @@ def _finish_rows(rows: dict, precisions, provider_list, notes: list) -> None:
             notes.append(msg)
     elif cpu_only and f16:
         f16.notes.append("On the CPU provider fp16 is often slower than fp32 (few fp16 kernels).")
+    if cpu_only and f16:
+        f16.notes.append("onnxruntime's CPU provider computes most fp16 ops in fp32 behind inserted Casts: "
+                         "here fp16 saves disk and memory, not arithmetic, and overflows only where a "
+                         "tensor is stored in fp16 between ops (on a GPU the maths itself is fp16).")
     if cpu_only:
         notes.append("Latency measured on onnxruntime's CPU provider (no CUDA provider available).")
 
@@ -921,26 +927,39 @@ def _copy_model(src: Path, dst: Path) -> None:
         raise _os_error(err, dst.parent) from None
 
 
-def _remember_export(key, path: Path) -> None:
-    """Keep a copy of the fp32 export (small models only) so converting again skips it."""
+def _cached_export(key) -> Optional[Path]:
     with _export_cache_lock:
-        old = _export_cache.pop("entry", None)
+        path = _export_cache.get(key)
+        if path is None or not Path(path).is_file():
+            return None
+        _export_cache[key] = _export_cache.pop(key)   # most recently used last
+        return Path(path)
+
+
+def _remember_export(key, path: Path) -> None:
+    """Keep a copy of small fp32 exports so converting the same weights again skips the export."""
+    with _export_cache_lock:
+        old = _export_cache.pop(key, None)
         if old:
-            shutil.rmtree(Path(old[1]).parent, ignore_errors=True)
+            shutil.rmtree(Path(old).parent, ignore_errors=True)
         d = Path(tempfile.mkdtemp(prefix="tvlab-export-cache-"))
         try:
             shutil.copyfile(path, d / path.name)
         except OSError:
             shutil.rmtree(d, ignore_errors=True)
             return
-        _export_cache["entry"] = (key, str(d / path.name))
+        _export_cache[key] = str(d / path.name)
+        while len(_export_cache) > 1 and sum(Path(p).stat().st_size for p in _export_cache.values()
+                                             if Path(p).exists()) > _EXPORT_CACHE_MAX_BYTES:
+            oldest = next(iter(_export_cache))
+            shutil.rmtree(Path(_export_cache.pop(oldest)).parent, ignore_errors=True)
 
 
 def _clear_export_cache() -> None:
     with _export_cache_lock:
-        old = _export_cache.pop("entry", None)
-        if old:
-            shutil.rmtree(Path(old[1]).parent, ignore_errors=True)
+        for path in _export_cache.values():
+            shutil.rmtree(Path(path).parent, ignore_errors=True)
+        _export_cache.clear()
 
 
 atexit.register(_clear_export_cache)
