@@ -227,6 +227,19 @@ class Tokenization:
                 cache[key] = out
         return out
 
+    def labels(self, readable: bool = False, limit: Optional[int] = None) -> list[str]:
+        """``label(i, readable)`` for the first ``limit`` tokens, fast (one cache lookup each)."""
+        n = self.count if limit is None else min(limit, self.count)
+        if readable and self.info.family == FAMILY_WORDPIECE:
+            return [self.label(i, True) for i in range(n)]
+        get = self.info.label_cache.get
+        pieces, special = self.pieces, self.special
+        out = []
+        for i in range(n):
+            lab = get((pieces[i], readable, special[i], False))
+            out.append(lab if lab is not None else self.label(i, readable))
+        return out
+
     def _make_label(self, i: int, readable: bool, space_before: bool) -> str:
         piece = self.pieces[i]
         if self.special[i] or piece is None:

@@ -31,6 +31,7 @@ DEBOUNCE_MS = 60               # re-tokenise this long after the last keystroke
 EMBED_ROWS = 512               # embedding heatmap rows (the first tokens)
 COMPARE_CHARS = 20_000         # side-by-side view of the first characters of a long text
 COMPARE_ROWS = 2_000
+IDS_SHOWN = 5_000              # ids in the ids box (Copy ids copies every id)
 
 VIEWS = ("tokens", "compare", "embeddings", "neighbours", "projection", "positions", "context")
 
@@ -159,6 +160,7 @@ class TokensPanel(Panel):
         self.source.setMaximumHeight(110)
         self.ids_view = QPlainTextEdit()
         self.ids_view.setReadOnly(True)
+        self.ids_view.setLineWrapMode(QPlainTextEdit.NoWrap)
         self.ids_view.setMaximumHeight(70)
         self.copy_ids = QPushButton("Copy ids")
         self.copy_ids.clicked.connect(self.copy_ids_to_clipboard)
@@ -423,8 +425,10 @@ class TokensPanel(Panel):
             self.chips_note.setVisible(bool(tz.warnings))
             self.chips_note.setText(" ".join(tz.warnings))
         self.source.set_source(tz.text)
-        shown = tz.ids[:100_000]
-        self.ids_view.setPlainText(", ".join(map(str, shown)) + (" …" if tz.count > len(shown) else ""))
+        shown = tz.ids[:IDS_SHOWN]
+        lines = [", ".join(map(str, shown[k:k + 20])) for k in range(0, len(shown), 20)]
+        more = f"\n… {tz.count - len(shown):,} more (Copy ids copies them all)" if tz.count > len(shown) else ""
+        self.ids_view.setPlainText(",\n".join(lines) + more)
 
     def ids_text(self) -> str:
         return ", ".join(map(str, self.tz.ids)) if self.tz is not None else ""

@@ -40,7 +40,9 @@ class TokenChips(QWidget):
         self.show_ids = True
         self.selected = -1
         self.hover = -1
-        self.rects: list[QRect] = []
+        self._xs: list[int] = []            # chip i is QRect(_xs[i], _ys[i], _ws[i], chip_height())
+        self._ys: list[int] = []
+        self._ws: list[int] = []
         self._row_tops: list[int] = []      # y of each row, for finding visible chips
         self._row_first: list[int] = []     # first chip index of each row
         self._laid_width = -1
@@ -52,6 +54,17 @@ class TokenChips(QWidget):
         self._fm = QFontMetrics(self.label_font)
         self._fm_id = QFontMetrics(self.id_font)
         self._height = 40
+        base = self._fm.height() + 2 * self.PAD_Y
+        self._chip_h = {False: base, True: base + self._fm_id.height()}
+        self._fills = [QColor(c) for c in FILLS]
+        self._edges = [QPen(c.darker(135), 1) for c in self._fills]
+        self._special_fill, self._unk_fill = QColor(SPECIAL_FILL), QColor(UNK_FILL)
+        self._pen_selected = QPen(QColor(SELECTED), 2.5)
+        self._pen_hover = QPen(QColor(HOVER), 2)
+        self._pen_special = QPen(QColor("#111111"), 1, Qt.DashLine)
+        self._text_dark, self._text_light = QColor("#1b1b1b"), QColor("#ffffff")
+        self._text_split = QColor("#7a1fa2")
+        self._id_dark, self._id_light = QColor("#555555"), QColor("#d8d8d8")
 
     # --- data -------------------------------------------------------------------------
     def set_tokens(self, tz) -> None:
@@ -78,17 +91,14 @@ class TokenChips(QWidget):
 
     @property
     def drawn(self) -> int:
-        return len(self.rects)
+        return len(self._xs)
 
     def _relabel(self) -> None:
         tz = self.tz
         if tz is None:
             self._labels = []
         else:
-            n = min(tz.count, MAX_CHIPS)
-            label = tz.label
-            r = self.readable
-            self._labels = [label(i, r) for i in range(n)]
+            self._labels = tz.labels(self.readable, MAX_CHIPS)
         self._laid_width = -1
         self.relayout()
 
@@ -102,53 +112,65 @@ class TokenChips(QWidget):
         return w
 
     def chip_height(self) -> int:
-        h = self._fm.height() + 2 * self.PAD_Y
-        if self.show_ids:
-            h += self._fm_id.height()
-        return h
+        return self._chip_h[self.show_ids]
 
     def relayout(self) -> None:
         width = max(self.width(), 120)
         if width == self._laid_width:
             return
         self._laid_width = width
-        self.rects = []
+        self._xs, self._ys, self._ws = [], [], []
         self._row_tops, self._row_first = [], []
         tz = self.tz
-        x, y = self.GAP_X, self.GAP_Y
         h = self.chip_height()
-        if tz is not None and self._labels:
-            ids = tz.ids
-            text = tz.text
-            ends = tz.ends
-            id_w = self._fm_id.horizontalAdvance
-            id_cache: dict[int, int] = {}
-            self._row_tops.append(y)
-            self._row_first.append(0)
-            for i, lab in enumerate(self._labels):
-                w = self._text_width(lab)
-                if self.show_ids:
-                    iw = id_cache.get(ids[i])
+        x, y = self.GAP_X, self.GAP_Y
+        labels = self._labels
+        if tz is not None and labels:
+            tw = self._text_width
+            widths = [tw(lab) for lab in labels]
+            if self.show_ids:
+                id_w = self._fm_id.horizontalAdvance
+                id_cache: dict[int, int] = {}
+                for i, tid in enumerate(tz.ids[: len(labels)]):
+                    iw = id_cache.get(tid)
                     if iw is None:
-                        iw = id_cache[ids[i]] = id_w(str(ids[i]))
-                    w = max(w, iw)
-                w += 2 * self.PAD_X
-                if x + w > width - self.GAP_X and x > self.GAP_X:
-                    x, y = self.GAP_X, y + h + self.GAP_Y
-                    self._row_tops.append(y)
-                    self._row_first.append(i)
-                self.rects.append(QRect(x, y, w, h))
-                x += w + self.GAP_X
-                # A token that ends a line of the text ends a row of chips too.
-                e = ends[i]
-                if 0 < e <= len(text) and text[e - 1] == "\n" and i + 1 < len(self._labels):
-                    x, y = self.GAP_X, y + h + self.GAP_Y
-                    self._row_tops.append(y)
-                    self._row_first.append(i + 1)
-        self._height = (y + h + self.GAP_Y) if self.rects else 40
+                        iw = id_cache[tid] = id_w(str(tid))
+                    if iw > widths[i]:
+                        widths[i] = iw
+            text = tz.text
+            # A token that ends a line of the text ends a row of chips too.
+            breaks = [0 < e <= len(text) and text[e - 1] == "\n" for e in tz.ends[: len(labels)]]
+            pad, gap, right = 2 * self.PAD_X, self.GAP_X, width - self.GAP_X
+            step = h + self.GAP_Y
+            xs, ys, ws = self._xs, self._ys, self._ws
+            tops, firsts = self._row_tops, self._row_first
+            tops.append(y)
+            firsts.append(0)
+            last = len(labels) - 1
+            for i, w in enumerate(widths):
+                w += pad
+                if x + w > right and x > gap:
+                    x, y = gap, y + step
+                    tops.append(y)
+                    firsts.append(i)
+                xs.append(x)
+                ys.append(y)
+                ws.append(w)
+                x += w + gap
+                if breaks[i] and i < last:
+                    x, y = gap, y + step
+                    tops.append(y)
+                    firsts.append(i + 1)
+        self._height = (y + h + self.GAP_Y) if self._xs else 40
         self.setMinimumHeight(self._height)
         self.updateGeometry()
         self.update()
+
+    @property
+    def rects(self) -> list:
+        """Every chip's rectangle (built on demand; painting uses the columns directly)."""
+        h = self.chip_height()
+        return [QRect(x, y, w, h) for x, y, w in zip(self._xs, self._ys, self._ws)]
 
     def sizeHint(self) -> QSize:
         return QSize(400, self._height)
@@ -159,75 +181,84 @@ class TokenChips(QWidget):
             self.relayout()
 
     def _visible_range(self, rect: QRect) -> range:
-        if not self.rects:
+        if not self._xs:
             return range(0)
         h = self.chip_height()
         r0 = max(0, bisect.bisect_right(self._row_tops, rect.top() - h) - 1)
         r1 = bisect.bisect_right(self._row_tops, rect.bottom())
         first = self._row_first[r0]
-        last = self._row_first[r1] if r1 < len(self._row_first) else len(self.rects)
+        last = self._row_first[r1] if r1 < len(self._row_first) else len(self._xs)
         return range(first, last)
 
     def index_at(self, pos: QPoint) -> int:
         for i in self._visible_range(QRect(pos.x(), pos.y(), 1, 1)):
-            if self.rects[i].contains(pos):
+            if self.chip_rect(i).contains(pos):
                 return i
         return -1
 
     def chip_rect(self, index: int) -> QRect:
-        return self.rects[index] if 0 <= index < len(self.rects) else QRect()
+        if 0 <= index < len(self._xs):
+            return QRect(self._xs[index], self._ys[index], self._ws[index], self.chip_height())
+        return QRect()
 
     # --- painting ---------------------------------------------------------------------
     def _update_chip(self, i: int) -> None:
-        if 0 <= i < len(self.rects):
-            self.update(self.rects[i].adjusted(-3, -3, 3, 3))
+        if 0 <= i < len(self._xs):
+            self.update(self.chip_rect(i).adjusted(-3, -3, 3, 3))
 
     def paintEvent(self, event):
         p = QPainter(self)
         p.setRenderHint(QPainter.Antialiasing, True)
         tz = self.tz
-        if tz is None or not self.rects:
+        if tz is None or not self._xs:
             p.setPen(self.palette().placeholderText().color())
             p.drawText(self.rect().adjusted(6, 6, -6, -6), Qt.AlignLeft | Qt.AlignTop | Qt.TextWordWrap,
                        "No tokens yet: type a prompt (an empty prompt shows only the tokens the tokenizer adds).")
             return
-        fm, fm_id = self._fm, self._fm_id
-        dark_text = QColor("#1b1b1b")
-        for i in self._visible_range(event.rect()):
-            r = self.rects[i]
-            if not r.intersects(event.rect()):
+        fm_h, id_h = self._fm.height(), self._fm_id.height()
+        # Inside a scroll area the event rectangle can be the whole (very tall) widget:
+        # draw only what can be seen.
+        exposed = event.rect()
+        seen = self.visibleRegion().boundingRect()
+        if not seen.isEmpty():
+            exposed = exposed.intersected(seen)
+        h = self.chip_height()
+        xs, ys, ws = self._xs, self._ys, self._ws
+        top, bottom = exposed.top() - h, exposed.bottom()
+        special_l, ids, labels = tz.special, tz.ids, self._labels
+        center = Qt.AlignHCenter | Qt.AlignVCenter | Qt.TextSingleLine
+        px, py = self.PAD_X, self.PAD_Y
+        for i in self._visible_range(exposed):
+            y = ys[i]
+            if y < top or y > bottom:
                 continue
-            special = tz.special[i]
-            role = tz.role(i)
+            x, w = xs[i], ws[i]
+            special = special_l[i]
+            role = tz.role(i) if special or ids[i] in tz.info.special_roles else ""
             if special:
-                fill, fg = QColor(SPECIAL_FILL), QColor("#ffffff")
+                fill, fg, edge = self._special_fill, self._text_light, self._pen_special
             elif role == "UNK":
-                fill, fg = QColor(UNK_FILL), dark_text
+                fill, fg, edge = self._unk_fill, self._text_dark, self._edges[0]
             else:
-                fill, fg = QColor(FILLS[i % len(FILLS)]), dark_text
-            rf = QRectF(r).adjusted(0.5, 0.5, -0.5, -0.5)
-            p.setBrush(fill)
+                k = i % len(self._fills)
+                fill, fg, edge = self._fills[k], self._text_dark, self._edges[k]
             if i == self.selected:
-                p.setPen(QPen(QColor(SELECTED), 2.5))
+                edge = self._pen_selected
             elif i == self.hover:
-                p.setPen(QPen(QColor(HOVER), 2))
-            elif special:
-                p.setPen(QPen(QColor("#111111"), 1, Qt.DashLine))
-            else:
-                p.setPen(QPen(fill.darker(135), 1))
-            p.drawRoundedRect(rf, 4, 4)
-            lab = self._labels[i]
+                edge = self._pen_hover
+            p.setBrush(fill)
+            p.setPen(edge)
+            p.drawRoundedRect(QRectF(x + 0.5, y + 0.5, w - 1, h - 1), 4, 4)
+            lab = labels[i]
             if len(lab) > MAX_LABEL:
                 lab = lab[: MAX_LABEL - 1] + "…"
-            p.setPen(fg if not tz.split_character(i) else QColor("#7a1fa2"))
+            p.setPen(self._text_split if "<0x" in lab and tz.split_character(i) else fg)
             p.setFont(self.label_font)
-            p.drawText(QRect(r.x() + self.PAD_X, r.y() + self.PAD_Y, r.width() - 2 * self.PAD_X, fm.height()),
-                       Qt.AlignHCenter | Qt.AlignVCenter | Qt.TextSingleLine, lab)
+            p.drawText(QRect(x + px, y + py, w - 2 * px, fm_h), center, lab)
             if self.show_ids:
                 p.setFont(self.id_font)
-                p.setPen(QColor("#d8d8d8") if special else QColor("#555555"))
-                p.drawText(QRect(r.x(), r.y() + self.PAD_Y + fm.height(), r.width(), fm_id.height()),
-                           Qt.AlignHCenter | Qt.AlignVCenter, str(tz.ids[i]))
+                p.setPen(self._id_light if special else self._id_dark)
+                p.drawText(QRect(x, y + py + fm_h, w, id_h), center, str(ids[i]))
         p.end()
 
     # --- pointer ----------------------------------------------------------------------
@@ -256,7 +287,7 @@ class TokenChips(QWidget):
         i = self.index_at(event.position().toPoint())
         self.set_hover(i)
         if i >= 0:
-            QToolTip.showText(event.globalPosition().toPoint(), self.tooltip_text(i), self, self.rects[i])
+            QToolTip.showText(event.globalPosition().toPoint(), self.tooltip_text(i), self, self.chip_rect(i))
         super().mouseMoveEvent(event)
 
     def leaveEvent(self, event):
