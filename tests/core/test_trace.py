@@ -206,3 +206,15 @@ def test_long_inputs_store_float16_near_one_gigabyte():
     """2,048 tokens on 12 layers x 12 heads: the stored attentions stay about 1 GB."""
     assert trace.attention_bytes(12, 12, 2048, 2048) <= 1.25e9
     assert trace.attention_bytes(2, 4, 15, 15) == 2 * 4 * 15 * 15 * 4   # small inputs stay exact float32
+
+
+@pytest.mark.parametrize("ref", ["zoo:bard-gpt", "zoo:dates-t5"])
+def test_zoo_models_lens_and_rows(ref):
+    """The bundled, trained models: rows are distributions and the lens ends at the model's logits."""
+    lm = models.load(ref)
+    tr = trace.capture(lm, "The teacher taught the students with the book." if "gpt" in ref else "March 3, 2021",
+                       "2021-03-03" if "t5" in ref else None)
+    for stack in tr.stacks:
+        np.testing.assert_allclose(np.asarray(tr.attentions[stack]).sum(-1), 1.0, atol=1e-4)
+    lens = trace.logit_lens(lm, tr, -1)
+    assert lens.max_abs_diff_last < 1e-3 and lens.layers[-1].final_rank == 1

@@ -353,8 +353,7 @@ class AttentionPanel(Panel):
         self.entropy_plot.setTitle("Per-head entropy: low = sharp, high = diffuse")
         self.entropy_bars = pg.BarGraphItem(x=[], height=[], width=0.8)
         self.entropy_plot.addItem(self.entropy_bars)
-        self.uniform_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#888", style=Qt.DashLine),
-                                            label="uniform", labelOpts={"position": 0.92, "anchors": [(1, 1), (1, 1)]})
+        self.uniform_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#888", style=Qt.DashLine))
         self.entropy_plot.addItem(self.uniform_line)
         self.entropy_plot.getPlotItem().scene().sigMouseClicked.connect(self._entropy_clicked)
         ap.addWidget(self.entropy_plot, 1)
@@ -704,10 +703,10 @@ class AttentionPanel(Panel):
         else:
             uniform = float(np.log(k))
         self.uniform_line.setValue(uniform)
-        self.uniform_line.label.setFormat(f"uniform ({uniform:.2f})")
         self.entropy_plot.setYRange(0, max(uniform, float(np.max(ent[sel.layer]))) * 1.1, padding=0)
         self.entropy_plot.setXRange(-0.6, H - 0.4, padding=0)
-        self.entropy_plot.setTitle(f"Per-head entropy, layer {sel.layer}: low = sharp, high = diffuse", size="9pt")
+        self.entropy_plot.setTitle(f"Per-head entropy, layer {sel.layer}: low = sharp, high = diffuse; "
+                                   f"dashed = uniform attention ({uniform:.2f} nats)", size="9pt")
         kv = tr.kv_heads.get(sel.stack, H)
         if len(groups) < H:
             parts = ", ".join(f"kv {g}: heads {hs[0]}–{hs[-1]}" for g, hs in enumerate(groups))
