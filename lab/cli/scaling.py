@@ -159,6 +159,8 @@ def _fit(args) -> int:
     print(f"  residuals: rms {rms:.4f} in log loss")
     if fit.holdout.get("done"):
         print(f"  extrapolation check: {fit.holdout['note']}")
+    for w in fit.warnings:
+        print(f"  warning: {w}")
     if runs.bad_rows:
         print(f"  {len(runs.bad_rows)} bad rows skipped:")
         for b in runs.bad_rows:

@@ -708,6 +708,7 @@ class Fit:
     grid_size: int
     elapsed_s: float
     timings: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)   # what the user should doubt, in words
     source: str = FIT_SOURCE
 
     def law(self) -> Law:
@@ -755,6 +756,7 @@ class Fit:
             grid_size=self.grid_size,
             elapsed_s=self.elapsed_s,
             timings=self.timings,
+            warnings=self.warnings,
             source=self.source,
         )
 
@@ -839,11 +841,28 @@ def _fit_runs(runs, bootstrap, level, starts, holdout_fraction, seed, job) -> Fi
     pred = loss(law, runs.params, runs.tokens)
     ranges = {k: (float(v.min()), float(v.max())) for k, v in
               (("params", runs.params), ("tokens", runs.tokens), ("compute_flops", runs.compute_flops))}
+    warnings = _fit_warnings(constants, intervals, runs)
     job.progress(1.0, "done")
-    return Fit(constants=constants, intervals=intervals, level=level, n_runs=n, bootstrap_samples=len(samples),
+    return Fit(warnings=warnings, constants=constants, intervals=intervals, level=level, n_runs=n, bootstrap_samples=len(samples),
                objective=best_f, residuals=t - np.log(pred), predicted=pred, runs=runs, ranges=ranges,
                holdout=holdout, starts=len(order), grid_size=len(grid), elapsed_s=time.perf_counter() - t0,
                timings=timings)
+
+
+def _fit_warnings(constants: dict, intervals: dict, runs: Runs) -> list:
+    out = []
+    if constants["E"] < 0.01 * float(runs.loss.min()):
+        out.append(f"E (the irreducible loss) went to {constants['E']:.2g}: these runs do not pin it down "
+                   "(too narrow a range, or repeated data), so A, alpha, B, beta absorb it. "
+                   "Extrapolations from this fit are weak.")
+    for k in ("alpha", "beta"):
+        if k in intervals:
+            lo, hi = intervals[k]
+            if hi - lo > max(0.2, abs(constants[k])):
+                out.append(f"{k} is poorly determined: its interval [{lo:.3g}, {hi:.3g}] is wider than the value.")
+    if len(np.unique(runs.params)) < 3 or len(np.unique(runs.tokens)) < 3:
+        out.append("Fewer than 3 distinct model sizes or token counts: N and D effects cannot be separated well.")
+    return out
 
 
 def _holdout_check(runs: Runs, x, y, t, warm, fraction: float) -> dict:

@@ -265,3 +265,24 @@ def test_known_models_have_sources_and_honest_kinds():
     assert models["GPT-3 175B"].compute_kind == "reported"
     assert models["GPT-3 175B"].compute_flops == 3.14e23
     assert models["Chinchilla 70B"].tokens_per_param == pytest.approx(20)
+
+
+def test_fit_warns_when_the_runs_do_not_pin_down_the_constants(synthetic_fit):
+    assert synthetic_fit.warnings == []                 # a wide, clean synthetic sweep
+    # two sizes, two budgets, no floor in the data: E cannot be identified
+    N = np.repeat([1e6, 2e6], 4)
+    D = np.tile([1e6, 2e6, 4e6, 8e6], 2)
+    L = 30 / N ** 0.2 + 40 / D ** 0.15
+    runs = sc.Runs(params=N, tokens=D, loss=L, compute_flops=6 * N * D, lines=np.arange(len(N)))
+    fit = sc.fit_runs(runs, bootstrap=5, starts=8)
+    assert any("distinct" in w for w in fit.warnings)
+
+
+def test_the_zoo_sweep_reads_cleanly():
+    path = sc.zoo_sweep_path()
+    if not path.is_file():
+        pytest.skip("models/scaling_runs.csv not produced yet")
+    runs = sc.read_runs(path)
+    assert len(runs) >= 6 and runs.bad_rows == []
+    assert runs.columns["loss"] == "val_loss" and runs.columns["params"] == "params"
+    assert np.all(runs.params > 0) and np.all(runs.loss > 0)

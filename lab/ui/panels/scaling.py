@@ -761,7 +761,9 @@ class ScalingPanel(Panel):
             f"in {fit.elapsed_s:.2f} s<table>{rows}</table>"
             f"{fit.level:.0%} bootstrap intervals ({fit.bootstrap_samples} resamples). "
             f"Frontier N<sub>opt</sub> ∝ C<sup>{g['a']:.2f}</sup>, D<sub>opt</sub> ∝ C<sup>{g['b']:.2f}</sup>.<br>"
-            f"Extrapolation check: {escape(hold)}<br><span style='color:#888'>{escape(fit.source)}</span>")
+            f"Extrapolation check: {escape(hold)}<br>"
+            + "".join(f"<span style='color:#c77700'>Warning: {escape(w)}</span><br>" for w in fit.warnings)
+            + f"<span style='color:#888'>{escape(fit.source)}</span>")
         self._draw_fit()
         self._update_extrapolation()
         self._dirty.add("point3")
