@@ -19,7 +19,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QMenu, QPushButton, QScrollArea, QSizePolicy, QSpinBox,
+                               QLineEdit, QMenu, QScrollArea, QSizePolicy, QSpinBox,
                                QTableWidget, QTableWidgetItem, QTabWidget, QToolButton, QVBoxLayout,
                                QWidget)
 
@@ -287,12 +287,14 @@ class AttentionPanel(Panel):
         self.target = QLineEdit()
         self.target.setPlaceholderText("Target (decoder) text; empty = the model's own greedy output")
         self.target.editingFinished.connect(lambda: session.set_target(self.target.text()))
-        self.use_decoded = QPushButton("Use decoding output")
-        self.use_decoded.setToolTip("Take the decoding panel's current output as the target")
-        self.use_decoded.clicked.connect(self._use_decoded)
+        self.target.setToolTip("Shared with the prompt panel's target box. The decoding panel's output "
+                               "becomes the target while its “attention follows” option is on.")
         tr_lay.addWidget(QLabel("Target:"))
         tr_lay.addWidget(self.target, 1)
-        tr_lay.addWidget(self.use_decoded)
+        follow = QLabel("or decode in the Decoding panel")
+        follow.setStyleSheet("color: #666;")
+        follow.setToolTip(self.target.toolTip())
+        tr_lay.addWidget(follow)
         self.target_row.hide()
         session.target_changed.connect(self._target_from_session)
 
@@ -532,14 +534,6 @@ class AttentionPanel(Panel):
     def _target_from_session(self, text: str) -> None:
         if self.target.text() != text:
             self.target.setText(text)
-
-    def _use_decoded(self) -> None:
-        text = getattr(self.session, "decoded_text", "") or ""
-        if not text:
-            self.session.notice.emit("The decoding panel has no output yet: generate some tokens there first.")
-            return
-        self.target.setText(text)
-        self.session.set_target(text)
 
     # --- drawing ------------------------------------------------------------------------------
     def _enable(self, on: bool) -> None:
