@@ -56,3 +56,19 @@ $(STAMP): pyproject.toml | $(PY)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# Installers (issue 10): a PyInstaller one-folder bundle in dist/tvlab/, then
+# dist/tvlab-VERSION-linux-x86_64.tar.gz and dist/tvlab_VERSION_amd64.deb. The zoo is
+# taken from models/*/ (train it first); `make bundle-check` runs the bundle's selftest
+# with no Python on the PATH and no network.
+bundle: $(STAMP)
+	@$(PY) -c "import PyInstaller" 2>/dev/null || $(PIP) install -q "pyinstaller>=6.10"
+	@ls models/*/config.json >/dev/null 2>&1 || echo "bundle: warning: no zoo in models/ — the bundle will have no built-in models" >&2
+	rm -rf dist/tvlab
+	@start=$$(date +%s); \
+	  $(PY) -m PyInstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller build_spec.spec \
+	  && echo "bundle: dist/tvlab built in $$(( $$(date +%s) - start )) s, $$(du -sh dist/tvlab | cut -f1) unpacked"
+	packaging/build_deb.sh $$($(PY) -c "import lab; print(lab.__version__)")
+
+bundle-check:
+	packaging/bundle_check.sh dist/tvlab

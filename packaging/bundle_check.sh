@@ -1,0 +1,42 @@
+#!/bin/sh
+# Check the PyInstaller bundle the way a workshop machine runs it: no Python on the PATH,
+# a bare environment (env -i), offscreen, no network where the kernel lets us cut it
+# (unshare -n), started from another folder, and nothing written beside the program.
+#   packaging/bundle_check.sh [BUNDLE_DIR]      (`make bundle-check` calls it)
+set -eu
+BUNDLE=$(cd "${1:-dist/tvlab}" && pwd)
+EXE="$BUNDLE/tvlab"
+[ -x "$EXE" ] || { echo "bundle-check: no bundle at $BUNDLE: run make bundle first" >&2; exit 1; }
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$WORK/empty-bin" "$WORK/home" "$WORK/cwd"
+OUT="$WORK/shots"
+
+if env -i PATH="$WORK/empty-bin" sh -c 'command -v python3 || command -v python' >/dev/null 2>&1; then
+  echo "bundle-check: a Python is still on the PATH" >&2; exit 1
+fi
+NET=""
+if unshare -n true 2>/dev/null; then NET="unshare -n"; fi   # no network interface at all
+
+touch "$WORK/stamp"
+sleep 1
+cd "$WORK/cwd"
+start=$(date +%s)
+# shellcheck disable=SC2086
+$NET env -i PATH="$WORK/empty-bin" HOME="$WORK/home" LANG=C.UTF-8 QT_QPA_PLATFORM=offscreen \
+  "$EXE" selftest --out "$OUT" --json > "$WORK/selftest.json" || {
+    cat "$WORK/selftest.json" >&2; echo "bundle-check: selftest FAILED" >&2; exit 1; }
+end=$(date +%s)
+cat "$WORK/selftest.json"
+# shellcheck disable=SC2086
+$NET env -i PATH="$WORK/empty-bin" HOME="$WORK/home" LANG=C.UTF-8 QT_QPA_PLATFORM=offscreen \
+  "$EXE" startup --json || { echo "bundle-check: startup FAILED" >&2; exit 1; }
+
+written=$(find "$BUNDLE" -newer "$WORK/stamp" | head -5)
+if [ -n "$written" ]; then
+  echo "bundle-check: the program wrote beside itself:" >&2; echo "$written" >&2; exit 1
+fi
+if [ -n "$(ls -A "$WORK/cwd")" ]; then
+  echo "bundle-check: the program wrote into the folder it was started from:" >&2; ls -A "$WORK/cwd" >&2; exit 1
+fi
+echo "bundle-check: OK — selftest passed in $((end - start)) s with no Python on the PATH${NET:+ and no network}; nothing written beside the program ($(du -sh "$BUNDLE" | cut -f1) unpacked)"
