@@ -553,7 +553,9 @@ def load(ref: str, device: str = "cpu", dtype: str = "fp32", job: Optional[Job] 
     if device == SPLIT:
         first = next(iter(model.parameters())).device
         device = str(first) if first.type != "cpu" else "cpu"
-        used = sorted({str(v) for v in (getattr(model, "hf_device_map", None) or {}).values()})
+        if not getattr(model, "hf_device_map", None):   # it all fitted on one device
+            model.hf_device_map = {"": device}
+        used = sorted({str(v) for v in model.hf_device_map.values()})
         notes.append(f"Split across {', '.join(used)} by accelerate (device_map='auto'); inputs go to {device}.")
     elif device != "cpu":
         with device_errors(device):
