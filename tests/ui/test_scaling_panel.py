@@ -140,3 +140,14 @@ def test_fit_can_be_cancelled_and_bad_files_do_not_crash(panel, qtbot, tmp_path)
     few.write_text("params,tokens,loss\n1e8,1e9,3\n")
     panel.load_csv(few)
     assert "at least" in panel.fit_info.text() and not panel.fit_running
+
+
+def test_the_zoo_sweep_is_fitted_when_its_tab_is_shown(panel, qtbot):
+    if panel.sweep_path is None:
+        pytest.skip("models/scaling_runs.csv not produced yet")
+    assert panel.runs is not None and len(panel.runs) >= 6 and panel.fit is None
+    panel.tabs.setCurrentIndex(panel.RUNS_TAB)
+    assert panel.fit_running
+    qtbot.waitUntil(lambda: panel.fit is not None, timeout=180000)
+    assert panel.fit.runs.source == str(panel.sweep_path)
+    assert "fitted to" in panel.fit_info.text()

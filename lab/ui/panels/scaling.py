@@ -197,8 +197,22 @@ class Marker:
         self.item.show()
 
 
-def _log_plot(title: str, x: str, y: str) -> pg.PlotWidget:
-    w = pg.PlotWidget()
+class SparseLogAxis(pg.AxisItem):
+    """A log axis that labels decades and 2x, 5x only (pyqtgraph labels every minor tick on
+    short ranges, and the labels run into each other)."""
+
+    def logTickStrings(self, values, scale, spacing):
+        strings = super().logTickStrings(values, scale, spacing)
+        keep = []
+        for v, text in zip(values, strings):
+            m = 10 ** (v - math.floor(v + 1e-9))
+            keep.append(text if min(abs(m - k) for k in (1, 2, 5)) < 1e-6 else "")
+        return keep
+
+
+def _log_plot(title: str, x: str, y: str, sparse: bool = False) -> pg.PlotWidget:
+    w = pg.PlotWidget(axisItems={"bottom": SparseLogAxis("bottom"), "left": SparseLogAxis("left")}
+                      if sparse else None)
     p = w.getPlotItem()
     p.setTitle(title)
     p.setLabel("bottom", x)
@@ -239,6 +253,7 @@ class ScalingPanel(Panel):
         self._build_controls()
         self._build_plots()
         self.tabs.currentChanged.connect(self._draw_markers)
+        self.tabs.currentChanged.connect(self._runs_tab_shown)
         split = QSplitter(Qt.Horizontal)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -430,7 +445,7 @@ class ScalingPanel(Panel):
         w = QWidget()
         h = QHBoxLayout(w)
         h.setContentsMargins(0, 0, 0, 0)
-        self.plot_runs = _log_plot("Your runs and the fitted law", "parameters N", "loss (nats)")
+        self.plot_runs = _log_plot("Your runs and the fitted law", "parameters N", "loss (nats)", sparse=True)
         self.plot_resid = pg.PlotWidget()
         rp = self.plot_resid.getPlotItem()
         rp.setTitle("Residuals: log(observed) − log(fitted)")
@@ -666,6 +681,15 @@ class ScalingPanel(Panel):
             self._dirty.discard(f"point{tab}")
 
     # ------------------------------------------------------------------ runs and fit
+    RUNS_TAB = 3
+
+    def _runs_tab_shown(self, index: int) -> None:
+        """The lab's own sweep gets its fit the first time someone looks at it (not at start-up)."""
+        if (index == self.RUNS_TAB and self.fit is None and not self.fit_running and self.runs is not None
+                and self.sweep_path is not None and self.runs.source == str(self.sweep_path)
+                and len(self.runs) >= sc.MIN_RUNS):
+            self.start_fit(self.runs)
+
     def _load_sweep(self) -> None:
         path = sc.zoo_sweep_path()
         self.sweep_path = path if path.is_file() else None
