@@ -45,6 +45,7 @@ def test_chips_show_the_tokenizers_tokens_and_counts(qtbot, session, panel, tiny
     panel.copy_ids_to_clipboard()
     assert QGuiApplication.clipboard().text() == ", ".join(map(str, want.ids))
     assert panel.context_bar.maximum() == 64 and not panel.context_warning.isVisible()
+    assert "&lt;0x..&gt;" in panel.family.text()          # shown as text, not swallowed as a tag
     assert panel.selftest_ready()
 
 

@@ -160,7 +160,6 @@ class TokensPanel(Panel):
         self.source.setMaximumHeight(110)
         self.ids_view = QPlainTextEdit()
         self.ids_view.setReadOnly(True)
-        self.ids_view.setLineWrapMode(QPlainTextEdit.NoWrap)
         self.ids_view.setMaximumHeight(70)
         self.copy_ids = QPushButton("Copy ids")
         self.copy_ids.clicked.connect(self.copy_ids_to_clipboard)
@@ -397,7 +396,7 @@ class TokensPanel(Panel):
         self.counts.setText(
             f"<b>{tz.count:,}</b> tokens{extra} · <b>{tz.characters:,}</b> characters · "
             f"<b>{tz.chars_per_token:.2f}</b> characters per token")
-        self.family.setText(tz.info.describe())
+        self.family.setText(escape(tz.info.describe()))
         ctx = card.context if card is not None else None
         if ctx:
             self.context_bar.setRange(0, ctx)
@@ -406,7 +405,7 @@ class TokensPanel(Panel):
             over = tz.count > ctx
             self.context_bar.setStyleSheet("QProgressBar::chunk { background: %s; }" % ("#d03030" if over else "#4c8bf5"))
             self.context_warning.setText(
-                f"The prompt is {tz.count:,} tokens but {card.name} reads at most {ctx:,}: "
+                f"The prompt is {tz.count:,} tokens but {escape(card.name)} reads at most {ctx:,}: "
                 f"the last {tz.count - ctx:,} would not fit (captures keep the first {ctx:,}).")
             self.context_warning.setVisible(over)
         else:
@@ -423,7 +422,7 @@ class TokensPanel(Panel):
             self.chips_note.show()
         else:
             self.chips_note.setVisible(bool(tz.warnings))
-            self.chips_note.setText(" ".join(tz.warnings))
+            self.chips_note.setText(escape(" ".join(tz.warnings)))
         self.source.set_source(tz.text)
         shown = tz.ids[:IDS_SHOWN]
         lines = [", ".join(map(str, shown[k:k + 20])) for k in range(0, len(shown), 20)]
@@ -568,6 +567,14 @@ class TokensPanel(Panel):
         self.pos_source.setText(f"Source: {escape(pos.source)}")
 
     # --- compare -------------------------------------------------------------------------
+    def apply_lesson(self, settings: dict) -> None:
+        """A lesson's ``panels.tokens``: ``view`` (one of VIEWS) and ``compare`` (a model
+        whose tokenizer is shown beside this one's, e.g. "zoo:bard-bert")."""
+        if settings.get("view") in VIEWS:
+            self.tabs.setCurrentIndex(VIEWS.index(settings["view"]))
+        if settings.get("compare"):
+            self.run_compare(str(settings["compare"]))
+
     def _browse_compare(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Choose a model folder (with its tokenizer)")
         if path:
