@@ -98,6 +98,7 @@ class DecodingPanel(Panel):
         self._focus: Optional[int] = None
         self._running = False
         self._awaiting_step = False
+        self.decoded_prompt: Optional[str] = None   # the prompt of the decode on screen
         self._follow_text = ""
         self._loading_defaults = False
         self._build()
@@ -105,9 +106,13 @@ class DecodingPanel(Panel):
         self._reset_timer.timeout.connect(self.reset)
         self._view_timer = QTimer(self, singleShot=True, interval=60)
         self._view_timer.timeout.connect(self._refilter)
+        # A timer object, not QTimer.singleShot(ms, callable): with PySide6 6.12 on Python 3.11
+        # thousands of singleShot callables ended in "none_dealloc" (a refcount bug) in the tests.
+        self._run_timer = QTimer(self, singleShot=True)
+        self._run_timer.timeout.connect(self._continue_run)
         self._count_timer = QTimer(self, singleShot=True, interval=250)
         self._count_timer.timeout.connect(self._count_tokens)
-        session.prompt_changed.connect(lambda _t: self._reset_timer.start())
+        session.prompt_changed.connect(self._prompt_changed)
         self._enable(False)
 
     # --- construction -------------------------------------------------------------------
@@ -409,6 +414,11 @@ class DecodingPanel(Panel):
             idx -= 1   # the tokenizer appended </s>: the newest generated token is the one before it
         self.session.select(stack="cross", token=max(0, idx))
 
+    def _prompt_changed(self, text: str) -> None:
+        if text != self.decoded_prompt:
+            self._stop_run()
+            self._reset_timer.start()
+
     def selftest_ready(self) -> bool:
         return self._snap is not None
 
@@ -460,7 +470,7 @@ class DecodingPanel(Panel):
                 mask = getattr(lm.tokenizer, "mask_token", None)
                 if (mask and mask not in prompt) or "language-model head" in note:
                     self._dec = None
-                    return {"kind": "none", "note": note or "This model cannot fill in masks."}
+                    return {"kind": "none", "note": note or "This model cannot fill in masks.", "prompt": prompt}
                 dec = decoding.FillMaskSession(lm, prompt, settings, order=order, job=job)
                 snap = decoding.snapshot_fill(dec, None, settings)
             else:
@@ -468,11 +478,13 @@ class DecodingPanel(Panel):
                 snap = decoding.snapshot_decode(dec, None, settings)
             self._dec = dec      # set here, on the worker, so requests queued behind this one see it
             snap["notes"] = notes + snap["notes"]
+            snap["prompt"] = prompt
             return snap
 
         self.session.request(CHANNEL, fn, self._reset_done, self._failed, label="starting a decode")
 
     def _reset_done(self, snap: dict) -> None:
+        self.decoded_prompt = snap.get("prompt")
         if snap.get("kind") == "none":
             self._snap = None
             self._show_note(snap["note"])
@@ -557,6 +569,7 @@ class DecodingPanel(Panel):
         self.step()
 
     def _stop_run(self) -> None:
+        self._run_timer.stop()
         if self._running:
             self._running = False
             self.run_btn.setText("Run")
@@ -599,7 +612,7 @@ class DecodingPanel(Panel):
             if snap.get("stop"):
                 self._stop_run()
             else:
-                QTimer.singleShot(int(self.speed.value()), self._continue_run)
+                self._run_timer.start(int(self.speed.value()))
 
     def _show_decode(self, snap: dict) -> None:
         tl = snap["timeline"]
