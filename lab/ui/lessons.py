@@ -23,7 +23,7 @@ from typing import Callable, Optional
 
 from PySide6.QtCore import QObject, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QFont, QIcon
-from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox
+from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox, QTreeWidget
 
 import lab
 from lab.core import lessons as core_lessons
@@ -114,7 +114,6 @@ class LessonRunner(QObject):
         lesson = self.lesson
         if self.session.card is None and lesson.model is None and lesson.prompt:
             self.notes.append("No model is loaded: load one to see this lesson's prompt analysed.")
-        self._apply_panels(lesson)
         if lesson.prompt is not None:
             target = lesson.target or ""
             prompt_panel = self._panels().get("prompt")
@@ -213,6 +212,10 @@ class LessonRunner(QObject):
 
     def _finish(self, extra: Optional[list[str]] = None) -> None:
         self._stage = "idle"
+        if not extra and self.lesson is not None:
+            # Last, so that what a panel does on a new model or trace (its defaults) is
+            # already done: the worker answers in order.
+            self._apply_panels(self.lesson)
         self.notes += extra or []
         if self.lesson is not None:
             self._raise(self.lesson.raise_panel if not extra else None)
@@ -263,13 +266,9 @@ def reset_everything(window) -> None:
     window.session.set_prompt("")
     window.session.selection = Selection()
     window.session.selection_changed.emit(window.session.selection)
-    for panel in window.panels.values():
-        reset = getattr(panel, "reset", None)
-        if callable(reset):
-            try:
-                reset()
-            except Exception:
-                pass
+    lessons_panel = window.panels.get("lessons")
+    if lessons_panel is not None and hasattr(lessons_panel, "reset"):
+        lessons_panel.reset()
     for act in getattr(window, "_presenter_actions", {}).values():
         act.blockSignals(True)
         act.setChecked(False)
@@ -307,7 +306,25 @@ def _decode_tree(window) -> Optional[object]:
                     return fn()
                 except Exception as err:
                     return {"error": f"could not export the decode tree: {err}"}
+    tree = getattr(window.panels.get("decoding"), "tree", None)
+    if isinstance(tree, QTreeWidget) and tree.topLevelItemCount():
+        return _tree_widget_dict(tree)
     return getattr(window.session, "decode_tree", None)
+
+
+def _tree_widget_dict(tree) -> dict:
+    """The decode tree as the panel shows it: each row's columns, with its children."""
+    head = tree.headerItem()
+    names = [head.text(i) or f"column {i}" for i in range(tree.columnCount())]
+
+    def node(item) -> dict:
+        d = {"text": item.text(0)}
+        d.update({names[i]: item.text(i) for i in range(1, len(names))})
+        d["children"] = [node(item.child(i)) for i in range(item.childCount())]
+        return d
+
+    roots = [node(tree.topLevelItem(i)) for i in range(tree.topLevelItemCount())]
+    return roots[0] if len(roots) == 1 else {"text": "(prompt)", "children": roots}
 
 
 def export_session(window, parent: str | Path, lesson: Optional[core_lessons.Lesson] = None) -> Path:

@@ -8,12 +8,13 @@ from PySide6.QtWidgets import QApplication
 
 
 @pytest.fixture
-def zoo(tiny_gpt2, tiny_t5, tmp_path, monkeypatch):
+def zoo(tiny_gpt2, tiny_t5, tiny_bert, tmp_path, monkeypatch):
     """A zoo with the names the lessons use, made of the tiny test models."""
     folder = tmp_path / "zoo"
     folder.mkdir()
     (folder / "bard-gpt").symlink_to(tiny_gpt2)
     (folder / "dates-t5").symlink_to(tiny_t5)
+    (folder / "bard-bert").symlink_to(tiny_bert)
     monkeypatch.setenv("TVLAB_ZOO", str(folder))
     return folder
 
@@ -74,6 +75,20 @@ def test_attention_lesson_sets_model_prompt_selection_and_panel(window, qtbot):
     assert not window.docks["attention"].visibleRegion().isEmpty()  # raised
     assert "Try this" in panel.text.toHtml() and "teacher" in panel.text.toPlainText()
     assert done[0] == [], done
+
+
+def test_tokens_lesson_sets_the_tokens_panel(window, qtbot):
+    panel = window.panels["lessons"]
+    done = []
+    window.lesson_runner.finished.connect(lambda l, notes: done.append(notes))
+    panel.start(panel.lesson("01-tokenization"))
+    qtbot.waitUntil(lambda: bool(done), timeout=60000)
+    tokens = window.panels["tokens"]
+    assert tokens.tabs.tabText(tokens.tabs.currentIndex()) == "Tokens"
+    assert tokens.compare_model.currentText() == "zoo:bard-bert"
+    assert not window.docks["tokens"].visibleRegion().isEmpty()
+    assert window.session.prompt.startswith("To be, or not to be")
+    assert done[0] == []
 
 
 def test_seq2seq_lesson_switches_model_and_sets_the_target(window, qtbot):
