@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QLabel, QLineEdit, QListWidget, QProgressBar, QPushButton,
@@ -273,6 +273,9 @@ class ScalingPanel(Panel):
 
         self._rebuild_law()
         self._load_sweep()
+
+    def sizeHint(self) -> QSize:
+        return QSize(960, 620)          # three plots side by side would otherwise ask for 2,300 px
 
     # ------------------------------------------------------------------ controls
     def _build_controls(self) -> None:
