@@ -963,3 +963,23 @@ def _clear_export_cache() -> None:
 
 
 atexit.register(_clear_export_cache)
+
+
+# --- devices the memory calculator compares against -------------------------------------------
+
+def device_memory() -> list[tuple[str, float]]:
+    """``[(label, bytes)]``: each CUDA GPU's memory, then the system RAM (always last)."""
+    import psutil
+
+    out = []
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            for i in range(torch.cuda.device_count()):
+                props = torch.cuda.get_device_properties(i)
+                out.append((f"cuda:{i} {props.name}", float(props.total_memory)))
+    except Exception:  # no torch CUDA build or a broken driver: no GPU to offer
+        pass
+    out.append(("CPU (system RAM)", float(psutil.virtual_memory().total)))
+    return out

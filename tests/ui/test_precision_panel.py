@@ -1,0 +1,127 @@
+"""The precision converter panel, driven like a user would, offscreen."""
+import json
+import os
+
+import pytest
+
+from lab.core import memory as mem
+from lab.ui.panels.precision import PrecisionPanel, parse_count
+
+WAIT = 240_000   # ms: an export of a tiny model takes seconds, more on a busy machine
+
+
+@pytest.fixture
+def panel(qtbot, session):
+    p = PrecisionPanel(session)
+    qtbot.addWidget(p)
+    p.resize(1400, 420)
+    p.show()
+    return p
+
+
+def load(qtbot, session, folder):
+    session.load_model(str(folder))
+    qtbot.waitUntil(lambda: session.card is not None, timeout=60_000)
+
+
+def test_convert_shows_table_and_chart_then_refuses_a_full_folder(qtbot, session, panel, tiny_gpt2, tmp_path):
+    assert not panel.convert_button.isEnabled()          # no model yet
+    load(qtbot, session, tiny_gpt2)
+    assert panel.folder.text().endswith("tvlab-onnx/" + session.card.name)
+    out = tmp_path / "onnx"
+    panel.folder.setText(str(out))
+    panel.checks["int4"].setChecked(False)
+    assert panel.selected_precisions() == ["fp32", "fp16", "int8"]
+    stages = []
+    session.progress.connect(lambda f, s: stages.append(s.split(":")[0]))
+    assert panel.start_conversion()
+    assert panel.cancel_button.isEnabled() and not panel.convert_button.isEnabled()
+    qtbot.waitUntil(lambda: panel.report is not None, timeout=WAIT)
+    assert {"export", "convert", "quantize", "verify"} <= set(stages)
+    assert sorted(os.listdir(out)) == ["model-fp16.onnx", "model-fp32.onnx", "model-int8.onnx", "report.json"]
+    # one table row per precision, with the numbers of report.json
+    saved = json.loads((out / "report.json").read_text())
+    assert panel.table.rowCount() == 3
+    assert [panel.table.item(i, 0).text() for i in range(3)] == ["fp32", "fp16", "int8"]
+    assert panel.table.item(0, 8).text() == "100.0%"                      # fp32 top-1 agreement
+    assert panel.table.item(0, 11).text() == "0 / 0"
+    assert "CPU provider" in panel.summary.text() and "thread" in panel.summary.text()
+    # the bar chart shows file sizes in MB, fp32 the largest
+    panel.chart_metric.setCurrentIndex(0)
+    sizes = panel.chart_values()
+    assert sizes == pytest.approx([r["file_bytes"] / 1e6 for r in saved["rows"]])
+    assert sizes[0] == max(sizes)
+    panel.chart_metric.setCurrentIndex(3)                                       # top-1 agreement in %
+    assert panel.chart_values()[0] == pytest.approx(100.0)
+    assert panel.cancel_button.isEnabled() is False and panel.convert_button.isEnabled()
+
+    # converting again into the now-full folder asks first; "No" leaves it alone
+    asked = []
+    panel.confirm_replace = lambda text: asked.append(text) or False
+    assert not panel.start_conversion()
+    assert asked and "already holds" in asked[0]
+    assert sorted(os.listdir(out)) == ["model-fp16.onnx", "model-fp32.onnx", "model-int8.onnx", "report.json"]
+
+
+def test_cancel_leaves_no_files_and_says_so(qtbot, session, panel, tiny_gpt2, tmp_path):
+    load(qtbot, session, tiny_gpt2)
+    out = tmp_path / "onnx"
+    panel.folder.setText(str(out))
+    assert panel.start_conversion()
+    qtbot.waitUntil(lambda: panel.progress_bar.value() > 0 or "export" in panel.stage.text(), timeout=30_000)
+    panel.cancel_conversion()
+    qtbot.waitUntil(lambda: not panel._running, timeout=WAIT)
+    assert "Cancelled" in panel.stage.text() and "no partial files" in panel.stage.text()
+    assert not out.exists()
+    assert os.listdir(tmp_path) == []
+    assert panel.convert_button.isEnabled()
+
+
+def test_unwritable_folder_shows_one_message(qtbot, session, panel, tiny_gpt2, tmp_path):
+    load(qtbot, session, tiny_gpt2)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    panel.folder.setText(str(blocker / "onnx"))
+    assert not panel.start_conversion()
+    assert panel.message.isVisible() and "is a file" in panel.message.text()
+
+
+def test_memory_calculator_for_the_loaded_model_and_the_course_example(qtbot, session, panel, tiny_gpt2):
+    panel.tabs.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: panel.device.count() > len([1]), timeout=30_000)
+    # no GPU here: said plainly, presets and the system RAM offered
+    texts = [panel.device.itemText(i) for i in range(panel.device.count())]
+    assert any("CPU (system RAM)" in t for t in texts)
+    assert "No GPU detected" in panel.device_note.text() or "Detected" in panel.device_note.text()
+
+    panel.show_course_example()
+    est = panel.estimate
+    assert est["weights_bytes"]["fp32"] == pytest.approx(4e9)
+    assert est["course_example"]["rule_of_thumb_bytes"] == pytest.approx(24e9)
+    html = panel.calc_view.toPlainText()
+    assert "4 GB" in html and "24 GB" in html and "16 bytes/param" in html
+
+    # a typed count with a shape gives activations; 80 GB: 7B training does not fit, inference does
+    panel.params_edit.setText("7B")
+    panel.layers.setValue(32)
+    panel.hidden.setValue(4096)
+    panel.heads.setValue(32)
+    panel.device.setCurrentIndex(next(i for i, t in enumerate(texts) if t.startswith("80 GB")))
+    est = panel.estimate
+    assert est["params"] == 7e9 and est["training"]["activations_bytes"] > 0
+    assert est["fits"]["training"]["fits"] is False and est["fits"]["inference"]["fits"] is True
+    text = panel.calc_view.toPlainText()
+    assert "does not fit" in text and "Adam" in text
+
+    load(qtbot, session, tiny_gpt2)
+    qtbot.waitUntil(lambda: panel.estimate and panel.estimate["params"] == session.card.params, timeout=10_000)
+    assert panel.estimate["weights_bytes"]["int4"] == pytest.approx(session.card.params * 0.5)
+    assert panel.estimate["training"]["activations_bytes"] is not None   # shape from the card
+    assert panel.selftest_ready()
+
+
+def test_parse_count():
+    assert parse_count("124M") == 124e6 and parse_count("1e9") == 1e9 and parse_count("7b") == 7e9
+    assert parse_count("1,300,000") == 1.3e6
+    assert parse_count("lots") is None and parse_count("-5") is None
+    assert mem.weights_bytes(parse_count("1B"), "fp32") == 4e9
