@@ -1,0 +1,49 @@
+"""tvlab convert end to end: files on disk, the JSON readout, --force, bad input."""
+import json
+
+import onnxruntime as ort
+
+ROW_KEYS = {"precision", "file_bytes", "param_bytes", "runtime_bytes", "latency_ms_median",
+            "max_abs_logit_diff", "top1_agreement", "kl", "perplexity", "nan_count"}
+
+
+def test_convert_json_writes_files_and_report(tvlab, tiny_gpt2, tmp_path):
+    out = tmp_path / "onnx"
+    r = tvlab("convert", "--model", tiny_gpt2, "--out", out, "--precisions", "fp32,int8", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)                      # stdout is JSON only (exporter chatter kept out)
+    assert data["model"] == str(tiny_gpt2)
+    assert [row["precision"] for row in data["rows"]] == ["fp32", "int8"]
+    for row in data["rows"]:
+        assert ROW_KEYS <= set(row)
+        path = out / f"model-{row['precision']}.onnx"
+        assert row["file_bytes"] == path.stat().st_size
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        assert [i.name for i in sess.get_inputs()] == ["input_ids", "attention_mask"]
+    fp32, int8 = data["rows"]
+    assert fp32["max_abs_logit_diff"] < 1e-4 and fp32["top1_agreement"] == 1.0 and fp32["nan_count"] == 0
+    assert int8["param_bytes"] < 0.35 * fp32["param_bytes"]
+    assert json.loads((out / "report.json").read_text())["rows"] == data["rows"]
+    assert sorted(p.name for p in out.iterdir()) == ["model-fp32.onnx", "model-int8.onnx", "report.json"]
+
+    # the folder now holds files: refused without --force (one line, exit 2), replaced with it
+    again = tvlab("convert", "--model", tiny_gpt2, "--out", out, "--precisions", "fp32")
+    assert again.returncode == 2
+    assert "already holds 3 files" in again.stderr and "--force" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+    forced = tvlab("convert", "--model", tiny_gpt2, "--out", out, "--precisions", "fp32", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "fp32" in forced.stdout and "top-1" in forced.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["model-fp32.onnx", "report.json"]
+
+
+def test_bad_input_is_one_line(tvlab, tiny_gpt2, tmp_path):
+    r = tvlab("convert", "--model", tiny_gpt2, "--out", tmp_path / "o", "--precisions", "fp32,fp8")
+    assert r.returncode == 2 and "fp8" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = tvlab("convert", "--model", tiny_gpt2, "--out", blocker)
+    assert r.returncode == 2 and "is a file" in r.stderr
+    r = tvlab("convert", "--model", tmp_path / "missing", "--out", tmp_path / "o2")
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o2").exists()
