@@ -499,12 +499,10 @@ def train_bert(cfg: BertConfig, corpus, device, log, fail_at=None, time_limit=No
     body = cfg.block_size - 2
 
     def ids_of(texts):
+        lines = [ln for t in texts for ln in t.split("\n") if ln.strip()]
         out = []
-        for t in texts:
-            # encode line by line (fast, and keeps the pre-tokenizer's view of the text)
-            for line in t.split("\n"):
-                if line.strip():
-                    out += tok.encode(line, add_special_tokens=False).ids
+        for e in tok.encode_batch(lines, add_special_tokens=False):
+            out += e.ids
         return out
 
     stream = torch.tensor(ids_of(train_txt), dtype=torch.long)
@@ -815,6 +813,7 @@ def parse(argv):
     ap.add_argument("--block-size", type=int, default=None, help="training context in tokens")
     ap.add_argument("--n-positions", type=int, default=None, help="the model's max positions")
     ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--warmup", type=int, default=None, help="warm-up steps")
     ap.add_argument("--time-limit", type=float, default=None,
                     help="stop training after this many seconds (the schedule is not stretched)")
     ap.add_argument("--hardware-note", default="", help="appended to the card's hardware line")
@@ -829,7 +828,7 @@ def run(argv) -> int:
         for k, v in SMALL[a.kind].items():
             setattr(cfg, k, v)
     for opt, attr in (("steps", "steps"), ("batch_size", "batch_size"), ("block_size", "block_size"),
-                      ("n_positions", "n_positions"), ("lr", "lr")):
+                      ("n_positions", "n_positions"), ("lr", "lr"), ("warmup", "warmup")):
         v = getattr(a, opt)
         if v is not None:
             if not hasattr(cfg, attr):
