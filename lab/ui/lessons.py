@@ -353,6 +353,9 @@ def export_session(window, parent: str | Path, lesson: Optional[core_lessons.Les
         (tmp / "session.json").write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str),
                                           encoding="utf-8")
         (tmp / "index.html").write_text(session_html(data), encoding="utf-8")
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)   # mkdtemp makes it private; the export is for sharing
         os.rename(tmp, final)
     except Exception as err:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -388,6 +391,18 @@ def _export_images(window, folder: Path) -> dict[str, str]:
     return images
 
 
+def _tokens(trace) -> Optional[list[str]]:
+    """The prompt's tokens as the panels label them (the text they cover)."""
+    if trace is None:
+        return None
+    try:
+        from lab.core.trace import display_tokens
+
+        return display_tokens(trace, trace.stacks[0])
+    except Exception:
+        return [str(t) for t in getattr(trace, "tokens", [])]
+
+
 def session_data(window, lesson: Optional[core_lessons.Lesson] = None) -> dict:
     s = window.session
     card = s.card.to_dict() if s.card is not None else None
@@ -404,7 +419,7 @@ def session_data(window, lesson: Optional[core_lessons.Lesson] = None) -> dict:
         "prompt": s.prompt,
         "target": s.target,
         "selection": asdict(s.selection),
-        "tokens": list(s.trace.tokens) if s.trace is not None and hasattr(s.trace, "tokens") else None,
+        "tokens": _tokens(s.trace),
         "lesson": lesson.to_dict() if lesson is not None else None,
         "presenter": {"theme": str(lab_settings.settings().value("theme", "system")),
                       "large_fonts": bool(app.property("tvlab_large_fonts")) if app else False},

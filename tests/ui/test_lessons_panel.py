@@ -184,3 +184,25 @@ def test_export_to_an_unwritable_place_says_so_and_leaves_nothing(window, qtbot,
     monkeypatch.setattr(type(window.panels["lessons"]), "export_png", lambda self, path: False)
     assert wl.export_to(window, target, show=lambda t, m: shown.append(m)) is None
     assert list(target.iterdir()) == [] and "lessons" in shown[-1]
+
+
+def test_decoding_precision_and_scaling_lessons_set_their_panels(window, qtbot):
+    panel = window.panels["lessons"]
+    done = []
+    window.lesson_runner.finished.connect(lambda l, notes: done.append(notes))
+    for n, lesson_id in enumerate(["05-decoding", "07-precision-memory", "08-scaling-laws"], 1):
+        panel.start(panel.lesson(lesson_id))
+        qtbot.waitUntil(lambda: len(done) == n, timeout=60000)
+        assert done[-1] == [], (lesson_id, done[-1])
+        if lesson_id == "05-decoding":
+            dec = window.panels["decoding"].settings()
+            assert (dec.strategy, dec.temperature, dec.max_new_tokens) == ("greedy", 1.0, 20)
+        elif lesson_id == "07-precision-memory":
+            prec = window.panels["precision"]
+            assert prec.tabs.tabText(prec.tabs.currentIndex()) == "Memory calculator"
+            assert prec.params_edit.text() == "1000000000" and prec.infer_dtype.currentText() == "fp32"
+            assert not window.docks["precision"].visibleRegion().isEmpty()
+        else:
+            sc = window.panels["scaling"]
+            assert sc.law.currentData() == "chinchilla-1" and sc.tabs.currentIndex() == 2
+            assert sc.params.value() == pytest.approx(70e9) and sc.tokens.value() == pytest.approx(1.4e12)

@@ -360,6 +360,15 @@ class DecodingPanel(Panel):
             self._loading_defaults = False
         self._settings_changed()
 
+    def apply_lesson(self, settings: dict) -> None:
+        """A lesson's ``panels.decoding``: any SamplingSettings field (strategy, temperature,
+        top_k, top_p, min_p, repetition_penalty, max_new_tokens, stop_at_eos, seed)."""
+        from dataclasses import fields, replace
+
+        changes = {k: v for k, v in settings.items() if k in {f.name for f in fields(SamplingSettings)}}
+        if changes:
+            self.set_settings(replace(self.settings(), **changes).validated())
+
     def _settings_changed(self, *_) -> None:
         s = self.settings()
         sampling_on = s.strategy == SAMPLE

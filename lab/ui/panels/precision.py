@@ -496,6 +496,22 @@ class PrecisionPanel(Panel):
         else:
             self.device_note.setText("Detecting device memory…")
 
+    def apply_lesson(self, settings: dict) -> None:
+        """A lesson's ``panels.precision``: ``view`` (convert, memory), ``params`` (a count
+        for the memory calculator, e.g. 1e9 or "7B"), ``dtype`` (inference precision)."""
+        if settings.get("view") in ("convert", "memory"):
+            self.tabs.setCurrentIndex(("convert", "memory").index(settings["view"]))
+        if "params" in settings:
+            self.tabs.setCurrentIndex(1)
+            self.params_edit.setText(str(settings["params"]))
+            for sb in (self.layers, self.hidden, self.heads):
+                sb.blockSignals(True)
+                sb.setValue(0)
+                sb.blockSignals(False)
+        if settings.get("dtype") and self.infer_dtype.findText(str(settings["dtype"])) >= 0:
+            self.infer_dtype.setCurrentText(str(settings["dtype"]))
+        self.update_calculator()
+
     def use_loaded_model(self) -> None:
         card = self.session.card
         if card is None:

@@ -606,6 +606,19 @@ class ScalingPanel(Panel):
         self._dirty |= {"budget"}
         self._draw_markers()
 
+    def apply_lesson(self, settings: dict) -> None:
+        """A lesson's ``panels.scaling``: ``law`` (a key of lab.core.scaling.LAWS),
+        ``params`` and ``tokens`` (the N, D point), ``view`` (loss, isoflop, frontier, runs)."""
+        if settings.get("law") in sc.LAW_KEYS:
+            self.law.setCurrentIndex(sc.LAW_KEYS.index(settings["law"]))
+        if "params" in settings or "tokens" in settings:
+            self.params.set_value(float(settings.get("params", self.params.value())), emit=False)
+            self.tokens.set_value(float(settings.get("tokens", self.tokens.value())), emit=False)
+            self._point_changed()
+        views = ("loss", "isoflop", "frontier", "runs")
+        if settings.get("view") in views:
+            self.tabs.setCurrentIndex(views.index(settings["view"]))
+
     def _use_optimum(self) -> None:
         a = self._last_optimum
         self.params.set_value(a.params, emit=False)
