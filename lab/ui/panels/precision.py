@@ -53,6 +53,11 @@ GPU_PRESETS = [("16 GB (T4, V100 16 GB)", 16e9), ("24 GB (RTX 4090, A10)", 24e9)
                ("80 GB (A100 / H100 80 GB)", 80e9), ("141 GB (H200)", 141e9)]
 
 
+INTRO = ("Exports the loaded model to ONNX: fp32 (the reference), then fp16, int8 and int4 derived "
+         "from it. Each file is run with onnxruntime on a fixed text and compared with the torch fp32 "
+         "model: size on disk, memory, latency, logit differences, top-1 agreement, KL and perplexity.")
+
+
 def _mb(b) -> str:
     return "–" if b is None else mem.format_bytes(b)
 
@@ -94,6 +99,8 @@ class PrecisionPanel(Panel):
         lay.addWidget(self.tabs)
         session.progress.connect(self._on_progress)
         self._update_buttons()
+        self._draw_chart()
+        self.summary.setText(INTRO)
         self.update_calculator()
         self.session.request("precision.devices", lambda _lm, _job: precision.device_memory(),
                              self._on_devices, lambda _msg: None, needs_model=False,
@@ -440,6 +447,7 @@ class PrecisionPanel(Panel):
         self.plot.setLabel("left", f"{label} ({unit})" if unit else label)
         if self.report is None:
             self.plot.setTitle("Convert to compare the precisions")
+            self.plot.getAxis("bottom").setTicks([[]])
             return
         self.plot.setTitle(None)
         rows = [r for r in self.report.rows if r.error is None]
@@ -645,6 +653,12 @@ class PrecisionPanel(Panel):
         p.getAxis("bottom").setTicks([[(0, f"training {t['precision']}"), (1.6, f"inference {a['inference_dtype']}")]])
         p.setXRange(-0.6, 2.4, padding=0)
         p.setYRange(0, top * 1.12, padding=0)
+
+    def sizeHint(self):
+        """A bottom strip: wide and short, so the views above keep most of the height."""
+        from PySide6.QtCore import QSize
+
+        return QSize(1200, 300)
 
     # --- selftest ----------------------------------------------------------------------------------
     def selftest_ready(self) -> bool:
