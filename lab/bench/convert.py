@@ -77,7 +77,7 @@ def run(device: str, quick: bool) -> list[Figure]:
         total = time.perf_counter() - t0
         rows = {r.precision: r for r in report.rows}
         f32, f16, i8 = rows["fp32"], rows["fp16"], rows["int8"]
-        size = lm.card.name
+        size = lm.card.ref
         figures.append(Figure(f"fp16 file size, {size} ({_fp32_kept(f16)})", f16.file_bytes / 1e6, "MB",
                               f32.file_bytes / 1e6, "fp32 ONNX file", "ratio <= 0.52",
                               f16.file_bytes / f32.file_bytes <= 0.52))
