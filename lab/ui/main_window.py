@@ -6,8 +6,8 @@ from typing import Optional
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QLabel, QMainWindow, QMessageBox,
-                               QProgressBar, QPushButton, QToolBar, QWidget)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFrame, QLabel, QMainWindow, QMessageBox,
+                               QProgressBar, QPushButton, QScrollArea, QToolBar, QWidget)
 
 import lab
 from lab.core import models
@@ -52,7 +52,14 @@ class MainWindow(QMainWindow):
                 continue
             dock = QDockWidget(cls.title.replace("&", "&&"), self)   # "&" is a mnemonic in titles
             dock.setObjectName(f"dock-{cls.panel_id}")
-            dock.setWidget(panel)
+            # A scroll area lets a dock be smaller than its panel's minimum, so the
+            # window fits a laptop screen; the panel scrolls instead of forcing the size.
+            scroll = QScrollArea()
+            scroll.setObjectName(f"scroll-{cls.panel_id}")
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QFrame.NoFrame)
+            scroll.setWidget(panel)
+            dock.setWidget(scroll)
             dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable
                              | QDockWidget.DockWidgetClosable)
             self.docks[cls.panel_id] = dock

@@ -33,6 +33,13 @@ def test_every_registered_panel_is_a_named_dock(qtbot):
     win.close()
 
 
+def test_window_fits_a_laptop_screen(qtbot):
+    win = make_window(qtbot)
+    hint = win.minimumSizeHint()
+    assert hint.width() <= 1280 and hint.height() <= 720, hint
+    win.close()
+
+
 def test_close_reopen_and_reset_layout(qtbot):
     win = make_window(qtbot)
     dock = win.docks["model"]
