@@ -263,3 +263,35 @@ def test_untraceable_model_names_the_operation(gpt2, tmp_path):
         precision.convert(bad, tmp_path / "onnx", ("fp32",), reuse_export=False)
     assert "zeta" in str(err.value) and "\n" not in str(err.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_external_data_layout(gpt2, tmp_path, monkeypatch):
+    """Models over ~2 GB are written with external data; the threshold is lowered to see it here."""
+    import onnxruntime as ort
+
+    monkeypatch.setattr(precision, "EXTERNAL_DATA_BYTES", 10_000)
+    out = tmp_path / "onnx"
+    report = precision.convert(gpt2, out, ("fp32", "fp16", "int8"), reuse_export=False, latency_runs=2)
+    names = sorted(p.name for p in out.iterdir())
+    assert "model-fp32.onnx.data" in names and "model-fp16.onnx.data" in names
+    for row in report.rows:
+        path = out / row.file
+        data = out / (row.file + ".data")
+        assert row.file_bytes == path.stat().st_size + (data.stat().st_size if data.exists() else 0)
+        assert row.error is None and row.nan_count == 0
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert report.row("fp32").max_abs_logit_diff < 1e-4
+    assert report.row("fp32").file_bytes > 4 * report.row("fp32").param_bytes / 5
+
+
+@pytest.mark.slow   # ~30 s: a real export of the zoo's decoder
+def test_zoo_bard_gpt_fidelity(tmp_path):
+    """On a trained model: fp32 matches torch, fp16 keeps >= 99% and int8 >= 95% of the top-1 tokens."""
+    lm = models.load("zoo:bard-gpt")
+    report = precision.convert(lm, tmp_path / "onnx", ("fp32", "fp16", "int8"), latency_runs=2)
+    fp32, fp16, int8 = (report.row(p) for p in ("fp32", "fp16", "int8"))
+    assert fp32.max_abs_logit_diff < 1e-4 and fp32.top1_agreement == 1.0
+    assert fp16.top1_agreement >= 0.99 and int8.top1_agreement >= 0.95
+    assert abs(fp16.perplexity_change) < 0.01 * report.perplexity_torch
+    assert fp16.size_ratio <= 0.52 and int8.size_ratio <= 0.35
+    assert report.eval_tokens == precision.EVAL_MAX_TOKENS
