@@ -646,7 +646,9 @@ class DecodingPanel(Panel):
         s = snap["settings"]
         self.status.setText(
             f"{len(tl)} of {snap['max_new_tokens']} new tokens · {s.describe()} · cumulative log p "
-            f"{snap['cum_logprob']:.2f} nats · last forward {snap['ms']:.1f} ms" + (f" · {stop}" if stop else ""))
+            f"{snap['cum_logprob']:.2f} nats · "
+            + (f"last forward {snap['ms']:.1f} ms" if tl else f"prompt read in {snap['ms']:.0f} ms (one pass, KV cache kept)")
+            + (f" · {stop}" if stop else ""))
         self._fill_tree(snap["tree"])
         if snap["seq2seq"] and self.follow.isChecked() and tl:
             self._follow_text = snap["text"]

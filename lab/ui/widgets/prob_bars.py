@@ -211,7 +211,14 @@ class StepChart(pg.GraphicsLayoutWidget):
             ticks = [(i + 1, _short(t, 6)) for i, t in enumerate(tokens)]
             step = max(1, self._n // 16)
             self.eos.getAxis("bottom").setTicks([ticks[::step], []])
-        self.ent.setXRange(0.5, max(self._n, 1) + 0.5, padding=0)
+        self.ent.setXRange(0.5, max(self._n, 10) + 0.5, padding=0)
+        if not self._n:
+            hint = pg.TextItem("entropy and P(EOS) of each new token appear here as you step", color=(120, 120, 120),
+                               anchor=(0, 0.5))
+            hint.setPos(0.7, 0.5)
+            self.ent.setYRange(0, 1, padding=0)
+            self.ent.addItem(hint)
+            self.eos.getAxis("bottom").setTicks(None)
         if 1 <= current <= self._n:
             for p in (self.ent, self.eos):
                 p.addItem(pg.InfiniteLine(pos=current, angle=90, pen=pg.mkPen((240, 140, 40), width=2)))
