@@ -255,3 +255,19 @@ def test_sampled_fill_is_seeded(bert):
     a.run()
     b.run()
     assert a.ids == b.ids
+
+
+@pytest.mark.parametrize("ref,prompt", [("zoo:bard-gpt", "ROMEO: But soft, what light"),
+                                        ("zoo:dates-t5", "March 3rd, 2021")])
+def test_zoo_models_decode_with_their_own_defaults_exactly_as_generate(ref, prompt):
+    """The bundled models, with their generation_config as the starting settings."""
+    lm = models.load(ref)
+    s = sampling.model_defaults(lm.model).settings.with_(strategy="greedy", max_new_tokens=16)
+    dec = DecodeSession(lm, prompt, s)
+    dec.run()
+    ids = torch.tensor([dec.encoder_ids if dec.seq2seq else dec.prefix_ids])
+    with torch.no_grad():
+        out = lm.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=16, do_sample=False)
+    assert dec.generated_ids() == out[0].tolist()[len(dec.prefix_ids):]
+    if dec.seq2seq:   # the date model stops at its end-of-sequence token with a real date
+        assert dec.stop_reason() == "eos" and "2021" in dec.text()
