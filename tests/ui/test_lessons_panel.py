@@ -85,6 +85,8 @@ def test_tokens_lesson_sets_the_tokens_panel(window, qtbot):
     qtbot.waitUntil(lambda: bool(done), timeout=60000)
     tokens = window.panels["tokens"]
     assert tokens.tabs.tabText(tokens.tabs.currentIndex()) == "Tokens"
+    tokens.apply_lesson({"view": "compare", "compare": "zoo:bard-bert"})
+    assert tokens.tabs.tabText(tokens.tabs.currentIndex()) == "Compare"
     assert tokens.compare_model.currentText() == "zoo:bard-bert"
     assert not window.docks["tokens"].visibleRegion().isEmpty()
     assert window.session.prompt.startswith("To be, or not to be")
