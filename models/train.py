@@ -68,10 +68,10 @@ class BertConfig:
     block_size: int = 256
     dropout: float = 0.1
     batch_size: int = 64
-    steps: int = 3000
-    lr: float = 1e-3
+    steps: int = 8000
+    lr: float = 3e-4
     min_lr_frac: float = 0.05
-    warmup: int = 150
+    warmup: int = 1000
     weight_decay: float = 0.01
     mask_prob: float = 0.15
     eval_every: int = 100
@@ -108,8 +108,8 @@ SMALL = {  # --small: a model that trains in seconds on a laptop CPU
                  n_positions=64, block_size=64, batch_size=8, steps=30, eval_every=10,
                  eval_windows=8, warmup=5),
     "t5": dict(vocab_size=100, n_layer=2, n_head=2, d_model=32, d_kv=16, d_ff=64,
-               batch_size=16, steps=30, n_train=2000, n_val=40, eval_every=10,
-               eval_windows=20, warmup=5),
+               batch_size=16, steps=30, n_train=1000, n_val=16, eval_every=10,
+               eval_windows=8, warmup=5),
 }
 DEFAULTS = {"gpt": GPTConfig, "bert": BertConfig, "t5": T5Config_}
 ZOO_NAMES = {"gpt": "bard-gpt", "bert": "bard-bert", "t5": "dates-t5"}

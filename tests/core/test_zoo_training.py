@@ -221,6 +221,16 @@ def test_zoo_model_loads_fast_and_has_a_card(name):
         assert rec["metrics"]["val_exact_match"] >= 0.98
 
 
+@pytest.mark.xfail(reason="bard-bert is still on the unigram plateau (5.9%); retraining is open",
+                   strict=False)
+def test_bard_bert_meets_accuracy_aim():
+    folder = ZOO / "bard-bert"
+    if not (folder / "training.json").exists():
+        pytest.skip("bard-bert not trained in this checkout")
+    rec = json.loads((folder / "training.json").read_text())
+    assert rec["metrics"]["val_mlm_top1_accuracy"] >= 0.35
+
+
 def test_zoo_total_size():
     files = [ZOO / n / "model.safetensors" for n in ZOO_KINDS]
     if not all(f.exists() for f in files):
