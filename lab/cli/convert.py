@@ -18,6 +18,7 @@ def add_arguments(p):
     p.add_argument("--per-channel", action="store_true", help="int8 with one scale per output channel")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads for the latency (default: physical cores)")
     p.add_argument("--device", default="cpu", help="device to load the model on (the export uses an fp32 CPU copy)")
+    p.add_argument("--text", default=None, help="evaluation text (default: a fixed Shakespeare passage)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -43,7 +44,7 @@ def run(args) -> int:
             print(f"[{fraction * 100:3.0f}%] {stage}", file=sys.stderr)
 
     report = precision.convert(lm, args.out, precisions, force=args.force, per_channel=args.per_channel,
-                               threads=args.threads, job=Job(progress))
+                               threads=args.threads, eval_text=args.text or precision.EVAL_TEXT, job=Job(progress))
     data = report.to_json()
     if args.json:
         print_json(data)

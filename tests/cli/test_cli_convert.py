@@ -9,7 +9,17 @@ ROW_KEYS = {"precision", "file_bytes", "param_bytes", "runtime_bytes", "latency_
 
 def test_convert_json_writes_files_and_report(tvlab, tiny_gpt2, tmp_path):
     out = tmp_path / "onnx"
-    r = tvlab("convert", "--model", tiny_gpt2, "--out", out, "--precisions", "fp32,int8", "--json")
+    out.mkdir()
+    (out / "model-fp16.onnx").write_bytes(b"stale result of an earlier run")
+    (out / "notes.txt").write_text("mine")
+    # a folder that holds files: refused without --force (one line, exit 2, nothing touched)
+    refused = tvlab("convert", "--model", tiny_gpt2, "--out", out, "--precisions", "fp32,int8")
+    assert refused.returncode == 2
+    assert "already holds 2 files" in refused.stderr and "--force" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["model-fp16.onnx", "notes.txt"]
+
+    r = tvlab("convert", "--model", tiny_gpt2, "--out", out, "--precisions", "fp32,int8", "--force", "--json")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)                      # stdout is JSON only (exporter chatter kept out)
     assert data["model"] == str(tiny_gpt2)
@@ -24,17 +34,9 @@ def test_convert_json_writes_files_and_report(tvlab, tiny_gpt2, tmp_path):
     assert fp32["max_abs_logit_diff"] < 1e-4 and fp32["top1_agreement"] == 1.0 and fp32["nan_count"] == 0
     assert int8["param_bytes"] < 0.35 * fp32["param_bytes"]
     assert json.loads((out / "report.json").read_text())["rows"] == data["rows"]
-    assert sorted(p.name for p in out.iterdir()) == ["model-fp32.onnx", "model-int8.onnx", "report.json"]
-
-    # the folder now holds files: refused without --force (one line, exit 2), replaced with it
-    again = tvlab("convert", "--model", tiny_gpt2, "--out", out, "--precisions", "fp32")
-    assert again.returncode == 2
-    assert "already holds 3 files" in again.stderr and "--force" in again.stderr
-    assert len(again.stderr.strip().splitlines()) == 1
-    forced = tvlab("convert", "--model", tiny_gpt2, "--out", out, "--precisions", "fp32", "--force")
-    assert forced.returncode == 0, forced.stderr
-    assert "fp32" in forced.stdout and "top-1" in forced.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["model-fp32.onnx", "report.json"]
+    # --force replaced the lab's own stale file and left the user's alone
+    assert sorted(p.name for p in out.iterdir()) == ["model-fp32.onnx", "model-int8.onnx", "notes.txt",
+                                                     "report.json"]
 
 
 def test_bad_input_is_one_line(tvlab, tiny_gpt2, tmp_path):
