@@ -433,7 +433,36 @@ def to_fp16(src: Path, dst: Path, *, external: bool = False) -> None:
         warnings.simplefilter("ignore")
         model16 = float16.convert_float_to_float16(
             model, keep_io_types=True, op_block_list=blocked, disable_shape_infer=external)
+    dedupe_nodes(model16)
     _save(model16, dst, external)
+
+
+def dedupe_nodes(model) -> int:
+    """Drop exact duplicate nodes and rename clashing ones, in place; returns how many.
+
+    onnxruntime 1.30's float16 converter inserts one Cast per use of a blocked-op weight,
+    all with the same name and output (seen on an H200 machine): the graph then fails to
+    load ("two nodes with same node name"). Identical copies are dropped; a different
+    node that only shares a name is renamed.
+    """
+    seen: dict = {}
+    keep, changed = [], 0
+    for node in model.graph.node:
+        if node.name and node.name in seen:
+            changed += 1
+            if node.SerializeToString() == seen[node.name]:
+                continue
+            base, i = node.name, 1
+            while f"{base}_{i}" in seen:
+                i += 1
+            node.name = f"{base}_{i}"
+        if node.name:
+            seen[node.name] = node.SerializeToString()
+        keep.append(node)
+    if changed:
+        del model.graph.node[:]
+        model.graph.node.extend(keep)
+    return changed
 
 
 def gemm_to_matmul(model) -> int:

@@ -295,3 +295,19 @@ def test_zoo_bard_gpt_fidelity(tmp_path):
     assert abs(fp16.perplexity_change) < 0.01 * report.perplexity_torch
     assert fp16.size_ratio <= 0.52 and int8.size_ratio <= 0.35
     assert report.eval_tokens == precision.EVAL_MAX_TOKENS
+
+
+def test_duplicate_nodes_from_older_float16_converters_are_repaired():
+    from onnx import TensorProto, helper
+
+    from lab.core.precision import dedupe_nodes
+
+    cast = helper.make_node("Cast", ["w"], ["w32"], name="w_cast_to_fp32_node", to=TensorProto.FLOAT)
+    clash = helper.make_node("Relu", ["x"], ["y"], name="w_cast_to_fp32_node")
+    graph = helper.make_graph([cast, helper.make_node("Cast", ["w"], ["w32"], name="w_cast_to_fp32_node",
+                                                      to=TensorProto.FLOAT), clash], "g", [], [])
+    model = helper.make_model(graph)
+    assert dedupe_nodes(model) == 2
+    names = [n.name for n in model.graph.node]
+    assert names == ["w_cast_to_fp32_node", "w_cast_to_fp32_node_1"]
+    assert dedupe_nodes(model) == 0
