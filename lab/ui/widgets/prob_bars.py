@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QColor
 
 RAW = QColor(110, 140, 190)
 PROC = QColor(240, 140, 40)
