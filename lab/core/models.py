@@ -217,8 +217,10 @@ def _head_for(cfg: dict) -> tuple[str, Any]:
         and model_type not in ma.MODEL_FOR_MASKED_LM_MAPPING_NAMES
     ):
         return KIND_DECODER, transformers.AutoModelForCausalLM
-    if model_type in ma.MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+    if not archs and model_type in ma.MODEL_FOR_MASKED_LM_MAPPING_NAMES:
         return KIND_ENCODER, transformers.AutoModelForMaskedLM
+    # The config names a head the lab does not drive (a bare encoder, a classifier):
+    # load the base model, never a randomly initialised language-model head.
     if model_type in ma.MODEL_MAPPING_NAMES:
         return KIND_ENCODER, transformers.AutoModel
     raise ModelLoadError(f"The lab cannot load this architecture ({model_type}).")

@@ -192,3 +192,13 @@ def test_split_across_two_gpus_matches_unsplit(tiny_llama):
     a = trace.capture(whole, "The teacher taught the students with the book.")
     b = trace.capture(split, "The teacher taught the students with the book.")
     np.testing.assert_allclose(np.asarray(a.attentions["self"], np.float32), np.asarray(b.attentions["self"], np.float32), atol=1e-5)
+
+
+def test_a_bare_encoder_gets_no_invented_lm_head(tiny_bert, tmp_path):
+    folder = _copy(tiny_bert, tmp_path / "m")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["architectures"] = ["BertModel"]
+    (folder / "config.json").write_text(json.dumps(cfg))
+    lm = models.load(str(folder))
+    assert lm.kind == models.KIND_ENCODER
+    assert lm.card.architecture == "BertModel"
