@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFrame, QLabel, QMainWindow, QMessageBox,
                                QProgressBar, QPushButton, QScrollArea, QToolBar, QWidget)
@@ -20,6 +20,43 @@ from lab.ui.session import Session
 AREAS = {"left": Qt.LeftDockWidgetArea, "right": Qt.RightDockWidgetArea,
          "top": Qt.TopDockWidgetArea, "bottom": Qt.BottomDockWidgetArea}
 STATE_VERSION = 1
+
+
+class PanelScroll(QScrollArea):
+    """Holds a panel: fills the dock, and scrolls only below the panel's minimum size.
+
+    QScrollArea's own resizing follows height-for-width layouts (any word-wrapped label)
+    to their preferred height, which would push a panel's views out of sight; this one
+    gives the panel exactly the visible area, or its minimum where that is larger.
+    """
+
+    def __init__(self, panel: QWidget):
+        super().__init__()
+        self.setFrameShape(QFrame.NoFrame)
+        self.setWidgetResizable(False)
+        self.setWidget(panel)
+        panel.installEventFilter(self)
+
+    def _fit(self) -> None:
+        panel = self.widget()
+        if panel is None:
+            return
+        hint = panel.minimumSizeHint().expandedTo(panel.minimumSize())
+        view = self.maximumViewportSize()
+        need_h = hint.height() > view.height()
+        need_v = hint.width() > view.width()
+        w = view.width() - (self.verticalScrollBar().sizeHint().width() if need_h else 0)
+        h = view.height() - (self.horizontalScrollBar().sizeHint().height() if need_v else 0)
+        panel.resize(max(w, hint.width()), max(h, hint.height()))
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        self._fit()
+
+    def eventFilter(self, obj, event):
+        if obj is self.widget() and event.type() == QEvent.LayoutRequest:
+            QTimer.singleShot(0, self._fit)
+        return False
 
 
 class MainWindow(QMainWindow):
@@ -54,11 +91,8 @@ class MainWindow(QMainWindow):
             dock.setObjectName(f"dock-{cls.panel_id}")
             # A scroll area lets a dock be smaller than its panel's minimum, so the
             # window fits a laptop screen; the panel scrolls instead of forcing the size.
-            scroll = QScrollArea()
+            scroll = PanelScroll(panel)
             scroll.setObjectName(f"scroll-{cls.panel_id}")
-            scroll.setWidgetResizable(True)
-            scroll.setFrameShape(QFrame.NoFrame)
-            scroll.setWidget(panel)
             dock.setWidget(scroll)
             dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable
                              | QDockWidget.DockWidgetClosable)
@@ -81,7 +115,9 @@ class MainWindow(QMainWindow):
     # --- layout ------------------------------------------------------------------------
     def _default_layout(self) -> None:
         placed: dict[str, QDockWidget] = {}
-        for cls in self.docked_classes():
+        # Heads of tab groups first, so a panel can be tabbed with one that comes later.
+        ordered = sorted(self.docked_classes(), key=lambda c: c.tab_with is not None)
+        for cls in ordered:
             dock = self.docks[cls.panel_id]
             dock.setFloating(False)
             dock.show()

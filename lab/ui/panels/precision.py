@@ -82,7 +82,8 @@ def parse_count(text: str):
 class PrecisionPanel(Panel):
     panel_id = "precision"
     title = "Precision converter"
-    area = "bottom"
+    area = "right"
+    tab_with = "attention"
     order = 50
 
     def __init__(self, session, parent=None):

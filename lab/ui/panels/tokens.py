@@ -78,8 +78,8 @@ def _note(text: str = "", color: str = "") -> QLabel:
 class TokensPanel(Panel):
     panel_id = "tokens"
     title = "Tokens & embeddings"
-    area = "left"
-    tab_with = "model"
+    area = "right"
+    tab_with = "attention"
     order = 20
 
     def __init__(self, session, parent=None):
