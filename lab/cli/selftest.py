@@ -90,7 +90,9 @@ def run(args) -> int:
         elif _is_blank(img):
             problems.append(f"{pid}: the panel rendered blank")
         files.append(str(path))
-    win.reset_layout()
+    for cls in win.docked_classes():   # bring each tab group's first panel to the front
+        if not cls.tab_with:
+            win.docks[cls.panel_id].raise_()
     _wait(app, lambda: False, 0.3)
     win_img = win.grab().toImage()
     win_path = out / "window.png"
