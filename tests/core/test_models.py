@@ -202,3 +202,32 @@ def test_a_bare_encoder_gets_no_invented_lm_head(tiny_bert, tmp_path):
     lm = models.load(str(folder))
     assert lm.kind == models.KIND_ENCODER
     assert lm.card.architecture == "BertModel"
+
+
+def _fake_hub_cache(root, repo_id, model_folder):
+    """Lay out a model the way huggingface_hub's cache does (blobs, snapshots, refs)."""
+    repo = root / ("models--" + repo_id.replace("/", "--"))
+    rev = "0123456789abcdef0123456789abcdef01234567"
+    snap = repo / "snapshots" / rev
+    (repo / "blobs").mkdir(parents=True)
+    snap.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(rev)
+    for i, f in enumerate(sorted(model_folder.iterdir())):
+        blob = repo / "blobs" / f"{i:040x}"
+        blob.write_bytes(f.read_bytes())
+        (snap / f.name).symlink_to(blob)
+    return snap
+
+
+def test_models_in_the_local_hub_cache_are_listed_and_load_by_id(tiny_gpt2, tmp_path, monkeypatch):
+    cache = tmp_path / "hub"
+    _fake_hub_cache(cache, "someone/tiny-gpt2", tiny_gpt2)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(cache))
+    listed = {c.repo_id: c for c in models.cached_models()}
+    assert "someone/tiny-gpt2" in listed and listed["someone/tiny-gpt2"].size_bytes > 0
+    lm = models.load("someone/tiny-gpt2")
+    assert lm.card.source == "cache" and lm.kind == models.KIND_DECODER
