@@ -15,22 +15,30 @@ OUT="$WORK/shots"
 if env -i PATH="$WORK/empty-bin" sh -c 'command -v python3 || command -v python' >/dev/null 2>&1; then
   echo "bundle-check: a Python is still on the PATH" >&2; exit 1
 fi
+# Where the kernel lets us (root, or user namespaces): no network interface at all, and
+# the bundle's folder mounted read-only, as on a workshop machine's shared disk.
 NET=""
-if unshare -n true 2>/dev/null; then NET="unshare -n"; fi   # no network interface at all
+RO=""
+NONET=""
+if unshare -n true 2>/dev/null; then NET="unshare -n"; NONET=1; fi
+if unshare -m sh -c "mount --bind '$BUNDLE' '$BUNDLE' && mount -o remount,bind,ro '$BUNDLE'" 2>/dev/null; then
+  RO="mount --bind '$BUNDLE' '$BUNDLE' && mount -o remount,bind,ro '$BUNDLE' &&"
+  NET="unshare -m${NET:+ -n}"
+fi
+run_bundle() {   # run_bundle ARGS...: the bundle in a bare environment
+  # shellcheck disable=SC2086
+  $NET sh -c "$RO exec env -i PATH='$WORK/empty-bin' HOME='$WORK/home' LANG=C.UTF-8 QT_QPA_PLATFORM=offscreen \"$EXE\" \"\$@\"" tvlab "$@"
+}
 
 touch "$WORK/stamp"
 sleep 1
 cd "$WORK/cwd"
 start=$(date +%s)
-# shellcheck disable=SC2086
-$NET env -i PATH="$WORK/empty-bin" HOME="$WORK/home" LANG=C.UTF-8 QT_QPA_PLATFORM=offscreen \
-  "$EXE" selftest --out "$OUT" --json > "$WORK/selftest.json" || {
+run_bundle selftest --out "$OUT" --json > "$WORK/selftest.json" || {
     cat "$WORK/selftest.json" >&2; echo "bundle-check: selftest FAILED" >&2; exit 1; }
 end=$(date +%s)
 cat "$WORK/selftest.json"
-# shellcheck disable=SC2086
-$NET env -i PATH="$WORK/empty-bin" HOME="$WORK/home" LANG=C.UTF-8 QT_QPA_PLATFORM=offscreen \
-  "$EXE" startup --json || { echo "bundle-check: startup FAILED" >&2; exit 1; }
+run_bundle startup --json || { echo "bundle-check: startup FAILED" >&2; exit 1; }
 
 written=$(find "$BUNDLE" -newer "$WORK/stamp" | head -5)
 if [ -n "$written" ]; then
@@ -39,4 +47,4 @@ fi
 if [ -n "$(ls -A "$WORK/cwd")" ]; then
   echo "bundle-check: the program wrote into the folder it was started from:" >&2; ls -A "$WORK/cwd" >&2; exit 1
 fi
-echo "bundle-check: OK — selftest passed in $((end - start)) s with no Python on the PATH${NET:+ and no network}; nothing written beside the program ($(du -sh "$BUNDLE" | cut -f1) unpacked)"
+echo "bundle-check: OK — selftest passed in $((end - start)) s with no Python on the PATH${NONET:+, no network}${RO:+, the program on a read-only mount}; nothing written beside the program ($(du -sh "$BUNDLE" | cut -f1) unpacked)"
