@@ -518,7 +518,15 @@ def train_bert(cfg: BertConfig, corpus, device, log, fail_at=None, time_limit=No
                         intermediate_size=cfg.intermediate, max_position_embeddings=cfg.n_positions,
                         hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout,
                         pad_token_id=pad, type_vocab_size=2, tie_word_embeddings=True)
-    model = BertForMaskedLM(conf).to(device).train()
+    model = BertForMaskedLM(conf)
+    # Start the output bias at the log unigram frequencies. Without this, these small
+    # encoders sit on the unigram plateau (predict ',' everywhere) for thousands of steps:
+    # the softmax gradient is spent learning token frequencies through the tied
+    # embeddings. With it, context is learned from the first hundred steps.
+    counts = torch.bincount(stream, minlength=conf.vocab_size).float() + 0.1
+    with torch.no_grad():
+        model.cls.predictions.bias.copy_((counts / counts.sum()).log())
+    model = model.to(device).train()
     opt = make_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(1234)
     V = tok.get_vocab_size()
@@ -814,6 +822,12 @@ def parse(argv):
     ap.add_argument("--n-positions", type=int, default=None, help="the model's max positions")
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--warmup", type=int, default=None, help="warm-up steps")
+    ap.add_argument("--eval-every", type=int, default=None, help="steps between validations")
+    ap.add_argument("--eval-windows", type=int, default=None,
+                    help="validation windows (t5: pairs) per periodic validation")
+    ap.add_argument("--width", type=int, default=None, help="hidden size (gpt/bert)")
+    ap.add_argument("--layers", type=int, default=None)
+    ap.add_argument("--heads", type=int, default=None)
     ap.add_argument("--time-limit", type=float, default=None,
                     help="stop training after this many seconds (the schedule is not stretched)")
     ap.add_argument("--hardware-note", default="", help="appended to the card's hardware line")
@@ -828,12 +842,16 @@ def run(argv) -> int:
         for k, v in SMALL[a.kind].items():
             setattr(cfg, k, v)
     for opt, attr in (("steps", "steps"), ("batch_size", "batch_size"), ("block_size", "block_size"),
-                      ("n_positions", "n_positions"), ("lr", "lr"), ("warmup", "warmup")):
+                      ("n_positions", "n_positions"), ("lr", "lr"), ("warmup", "warmup"),
+                      ("eval_every", "eval_every"), ("eval_windows", "eval_windows"),
+                      ("width", "n_embd"), ("layers", "n_layer"), ("heads", "n_head")):
         v = getattr(a, opt)
         if v is not None:
             if not hasattr(cfg, attr):
                 raise TrainError(f"--{opt.replace('_', '-')} does not apply to {a.kind}")
             setattr(cfg, attr, v)
+    if a.kind == "bert" and a.width:
+        cfg.intermediate = 4 * a.width
     check_config(a.kind, cfg)
     out = check_out(a.out)
     corpus = None
