@@ -10,14 +10,13 @@
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 
-from lab.bench import Figure, time_ms
+from lab.bench import Figure
 
 NAME = "ui"
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import re
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np

@@ -12,7 +12,7 @@ import sys
 import threading
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
@@ -69,8 +69,7 @@ class ModelWorker(QObject):
                 raise LabError("No model is loaded yet: choose one in the Model panel.")
             result = task.fn(self.lm, task.job)
             if task.replaces_model:
-                old, self.lm = self.lm, result
-                del old
+                self.lm = result          # the old model is released here
                 self.model_replaced.emit(result.card)
                 result = result.card
             self.finished.emit(task.id, task.channel, result)

@@ -28,9 +28,15 @@ def ready(qtbot, panel, session, text, timeout=20000):
                     and not session.busy, timeout=timeout)
 
 
-def test_declared_as_a_left_tab_with_the_model_panel():
-    assert (TokensPanel.panel_id, TokensPanel.title, TokensPanel.area, TokensPanel.tab_with, TokensPanel.order) == \
-        ("tokens", "Tokens & embeddings", "left", "model", 20)
+def test_docked_as_a_wide_tab_beside_the_attention_panel(qtbot):
+    from lab.ui.main_window import MainWindow
+
+    win = MainWindow(restore=False)
+    qtbot.addWidget(win)
+    win.show()
+    assert (TokensPanel.panel_id, TokensPanel.title) == ("tokens", "Tokens & embeddings")
+    assert win.docks["attention"] in win.tabifiedDockWidgets(win.docks["tokens"])
+    win.close()
 
 
 def test_chips_show_the_tokenizers_tokens_and_counts(qtbot, session, panel, tiny_gpt2):

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, Q
 from lab.core import trace as core_trace
 from lab.core.trace import STACK_LABELS, display_tokens, hide_first_token
 from lab.ui.panels.base import Panel
-from lab.ui.widgets.heatmap import Heatmap, TokenAxis, attention_colormap, attention_lut
+from lab.ui.widgets.heatmap import Heatmap, attention_colormap, attention_lut, token_plot
 
 # The course's sentences: (menu title, text, the word to look from, what to look for).
 LESSONS = [
@@ -65,15 +65,7 @@ class ModelView(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.graphics = pg.GraphicsLayoutWidget()
-        self.left_axis = TokenAxis("left")
-        self.top_axis = TokenAxis("top")
-        self.plot = self.graphics.addPlot(axisItems={"left": self.left_axis, "top": self.top_axis})
-        self.plot.showAxis("top")
-        self.plot.hideAxis("bottom")
-        self.plot.invertY(True)
-        self.plot.setMenuEnabled(False)
-        self.plot.hideButtons()
+        self.graphics, self.plot, self.left_axis, self.top_axis = token_plot()
         self.plot.setAspectLocked(False)
         self.plot.setLabel("left", "layer")
         self.plot.setLabel("top", "head")

@@ -73,6 +73,19 @@ class TokenAxis(pg.AxisItem):
         return out
 
 
+def token_plot():
+    """A plot with token axes left and top, rows going down: ``(widget, plot, left, top)``."""
+    graphics = pg.GraphicsLayoutWidget()
+    left, top = TokenAxis("left"), TokenAxis("top")
+    plot = graphics.addPlot(axisItems={"left": left, "top": top})
+    plot.showAxis("top")
+    plot.hideAxis("bottom")
+    plot.invertY(True)
+    plot.setMenuEnabled(False)
+    plot.hideButtons()
+    return graphics, plot, left, top
+
+
 class Heatmap(QWidget):
     """A [query, key] matrix with token axes, a fixed [0, 1] colour legend and a hover readout."""
 
@@ -89,15 +102,7 @@ class Heatmap(QWidget):
         self.col_labels: list[str] = []
         self.row_offset = 0          # index of the first shown row in the full token list
         self.col_offset = 0
-        self.graphics = pg.GraphicsLayoutWidget()
-        self.left_axis = TokenAxis("left")
-        self.top_axis = TokenAxis("top")
-        self.plot = self.graphics.addPlot(axisItems={"left": self.left_axis, "top": self.top_axis})
-        self.plot.showAxis("top")
-        self.plot.hideAxis("bottom")
-        self.plot.invertY(True)
-        self.plot.setMenuEnabled(False)
-        self.plot.hideButtons()
+        self.graphics, self.plot, self.left_axis, self.top_axis = token_plot()
         self.plot.getViewBox().setMouseEnabled(x=True, y=True)
         self.plot.setLabel("left", row_name)
         self.plot.setLabel("top", col_name)
