@@ -136,3 +136,19 @@ def test_trace_for_all_three_kinds_through_the_session(qtbot, session, tiny_mode
             session.set_prompt(f"hello {kind}", immediate=True)
         assert session.trace.stacks == stacks
         assert session.selection.stack in stacks
+
+
+def test_a_device_that_disappears_mid_run_is_an_error_and_the_worker_lives(qtbot, session, tiny_model_dir):
+    load_and_wait(qtbot, session, tiny_model_dir("gpt2"))
+
+    def lost(lm, job):
+        from lab.core.models import device_errors
+
+        with device_errors("cuda:0"):
+            raise RuntimeError("CUDA error: unspecified launch failure")
+
+    with qtbot.waitSignal(session.error, timeout=10000) as sig:
+        session.request("test.lost", lost, lambda r: None)
+    assert "failed" in sig.args[0] and "CPU" in sig.args[0]
+    session.set_prompt("the worker is still here", immediate=True)
+    qtbot.waitUntil(lambda: session.trace is not None, timeout=10000)
