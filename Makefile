@@ -9,8 +9,9 @@ STAMP  := $(VENV)/.tvlab-installed
 
 # torch is installed first, by itself, so each machine gets a build that suits it:
 #  1. a torch already in the venv is kept;
-#  2. else a wheel pip can find without an index (a local wheelhouse / find-links, as on
-#     CI and workshop machines) — seconds, no download;
+#  2. else, when pip can find a torch wheel without an index (a local wheelhouse /
+#     find-links, as on CI and workshop machines), that one — seconds, no download
+#     (its small dependencies come from the usual index);
 #  3. else Linux without an NVIDIA driver gets the CPU build from PyTorch's CPU index
 #     (about 200 MB instead of about 3 GB), and everything else (NVIDIA Linux, macOS,
 #     Windows) gets PyPI's default build (CUDA on Linux, MPS on macOS).
@@ -42,8 +43,8 @@ $(STAMP): pyproject.toml | $(PY)
 	@$(PY) -c "import torch" 2>/dev/null && echo "torch: keeping $$($(PY) -c 'import torch; print(torch.__version__)')" || { \
 	  if [ -n "$(TORCH_INDEX)" ]; then \
 	    $(PIP) install -q "torch==$(TORCH_VERSION)" --index-url "$(TORCH_INDEX)"; \
-	  elif $(PIP) install -q --no-index "torch==$(TORCH_VERSION)" 2>/dev/null; then \
-	    echo "torch: installed $(TORCH_VERSION) from a local wheel"; \
+	  elif $(PIP) install -q --dry-run --no-index --no-deps "torch==$(TORCH_VERSION)" >/dev/null 2>&1; then \
+	    $(PIP) install -q "torch==$(TORCH_VERSION)" && echo "torch: installed $(TORCH_VERSION) from a local wheel"; \
 	  elif [ "$$(uname -s)" = Linux ] && ! command -v nvidia-smi >/dev/null 2>&1; then \
 	    $(PIP) install -q "torch==$(TORCH_VERSION)" --index-url "$(TORCH_CPU_INDEX)"; \
 	  else \
