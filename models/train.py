@@ -519,10 +519,11 @@ def train_bert(cfg: BertConfig, corpus, device, log, fail_at=None, time_limit=No
                         hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout,
                         pad_token_id=pad, type_vocab_size=2, tie_word_embeddings=True)
     model = BertForMaskedLM(conf)
-    # Start the output bias at the log unigram frequencies. Without this, these small
-    # encoders sit on the unigram plateau (predict ',' everywhere) for thousands of steps:
-    # the softmax gradient is spent learning token frequencies through the tied
-    # embeddings. With it, context is learned from the first hundred steps.
+    # Start the output bias at the log unigram frequencies. Without it, every GPU run of
+    # this encoder (lr 1.5e-4..1e-3, up to 8000 steps) stayed on the unigram plateau
+    # (',' predicted everywhere). On a small diagnostic (copy a duplicated span of real
+    # tokens) the plateau held for 400 steps without this init and broke by step ~250
+    # with it; a full run with it has NOT yet been made on a GPU (see models/README.md).
     counts = torch.bincount(stream, minlength=conf.vocab_size).float() + 0.1
     with torch.no_grad():
         model.cls.predictions.bias.copy_((counts / counts.sum()).log())
