@@ -67,12 +67,22 @@ class CachedModel:
     size_bytes: int
 
 
+def hub_cache_dir() -> Optional[str]:
+    """The hub cache folder as the environment says now (HF_HUB_CACHE, then HF_HOME/hub);
+    None for huggingface_hub's default. Read at call time, not at import time."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    return None
+
+
 def cached_models() -> list[CachedModel]:
     """Models in the local Hugging Face cache (huggingface_hub's cache scan), newest first."""
     try:
         from huggingface_hub import scan_cache_dir
 
-        info = scan_cache_dir()
+        info = scan_cache_dir(cache_dir=hub_cache_dir())
     except Exception:  # no cache folder yet, or an unreadable one: nothing to list
         return []
     out = []

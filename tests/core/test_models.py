@@ -223,10 +223,9 @@ def _fake_hub_cache(root, repo_id, model_folder):
 def test_models_in_the_local_hub_cache_are_listed_and_load_by_id(tiny_gpt2, tmp_path, monkeypatch):
     cache = tmp_path / "hub"
     _fake_hub_cache(cache, "someone/tiny-gpt2", tiny_gpt2)
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    import huggingface_hub.constants as hc
+    import huggingface_hub  # noqa: F401  (imported before the variable is set, as in a long session)
 
-    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     listed = {c.repo_id: c for c in models.cached_models()}
     assert "someone/tiny-gpt2" in listed and listed["someone/tiny-gpt2"].size_bytes > 0
     lm = models.load("someone/tiny-gpt2")
