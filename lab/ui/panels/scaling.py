@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QLabel, QLineEdit, QListWidget, QProgressBar, QPushButton,
-                               QScrollArea, QSlider, QSpinBox, QSplitter, QTabWidget, QToolButton,
+                               QScrollArea, QSizePolicy, QSlider, QSpinBox, QSplitter, QTabWidget, QToolButton,
                                QVBoxLayout, QWidget)
 
 from lab.core import scaling as sc
@@ -214,7 +214,8 @@ def _log_plot(title: str, x: str, y: str, sparse: bool = False) -> pg.PlotWidget
     w = pg.PlotWidget(axisItems={"bottom": SparseLogAxis("bottom"), "left": SparseLogAxis("left")}
                       if sparse else None)
     p = w.getPlotItem()
-    p.setTitle(title)
+    p.setTitle(title, size="10pt")
+    w.setToolTip(title)
     p.setLabel("bottom", x)
     p.setLabel("left", y)
     p.setLogMode(True, True)
@@ -222,6 +223,9 @@ def _log_plot(title: str, x: str, y: str, sparse: bool = False) -> pg.PlotWidget
     p.addLegend(offset=(-5, 5), labelTextSize="8pt")
     for ax in ("bottom", "left"):
         p.getAxis(ax).enableAutoSIPrefix(False)     # log axes read 1e9, not 0.001 x1e+12
+    # Long titles must not set the plot's minimum width: plots side by side share the space.
+    w.setMinimumSize(160, 160)
+    w.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Expanding)
     return w
 
 
@@ -425,9 +429,9 @@ class ScalingPanel(Panel):
         w = QWidget()
         h = QHBoxLayout(w)
         h.setContentsMargins(0, 0, 0, 0)
-        self.plot_n = _log_plot("Loss vs parameters (unlimited data)", "parameters N", "loss (nats)")
-        self.plot_d = _log_plot("Loss vs tokens (unlimited model)", "tokens D", "loss (nats)")
-        self.plot_c = _log_plot("Loss vs compute (optimal allocation)", "compute C (FLOPs)", "loss (nats)")
+        self.plot_n = _log_plot("L(N), unlimited data", "parameters N", "loss (nats)")
+        self.plot_d = _log_plot("L(D), unlimited model", "tokens D", "loss (nats)")
+        self.plot_c = _log_plot("L(C), optimal allocation", "compute C (FLOPs)", "loss (nats)")
         for p in (self.plot_n, self.plot_d, self.plot_c):
             h.addWidget(p)
         self.tabs.addTab(w, "Loss vs N, D, C")
