@@ -22,49 +22,60 @@ def effective(theme: str) -> str:
     return theme if theme in THEMES else "light"
 
 
-def apply(app: QApplication, theme: str) -> str:
-    """Apply a theme; returns the effective one (light or dark)."""
-    import pyqtgraph as pg
-
-    mode = effective(theme)
-    app.setStyle("Fusion")
-    pal = QPalette()
-    if mode == "high-contrast":   # presenter option: white on black, yellow selection
-        colors = {
+# role -> colour for the two hand-made palettes; "disabled" greys the disabled roles.
+_PALETTES = {
+    "high-contrast": {   # presenter option: white on black, yellow selection
+        "colors": {
             QPalette.Window: "#000000", QPalette.WindowText: "#ffffff", QPalette.Base: "#000000",
             QPalette.AlternateBase: "#1a1a1a", QPalette.ToolTipBase: "#000000", QPalette.ToolTipText: "#ffffff",
             QPalette.Text: "#ffffff", QPalette.Button: "#000000", QPalette.ButtonText: "#ffffff",
             QPalette.BrightText: "#ffff00", QPalette.Highlight: "#ffff00", QPalette.HighlightedText: "#000000",
             QPalette.Link: "#00ffff", QPalette.PlaceholderText: "#c0c0c0", QPalette.Mid: "#ffffff",
             QPalette.Dark: "#ffffff", QPalette.Light: "#ffffff",
-        }
-        for role, c in colors.items():
-            pal.setColor(role, QColor(c))
-        pal.setColor(QPalette.Disabled, QPalette.Text, QColor("#9a9a9a"))
-        pal.setColor(QPalette.Disabled, QPalette.ButtonText, QColor("#9a9a9a"))
-        pal.setColor(QPalette.Disabled, QPalette.WindowText, QColor("#9a9a9a"))
-        pg.setConfigOptions(background="k", foreground="w")
-        app.setPalette(pal)
-        app.setProperty("tvlab_theme", "dark")   # panels that pick colours treat it as dark
-        app.setProperty("tvlab_high_contrast", True)
-        return mode
-    app.setProperty("tvlab_high_contrast", False)
-    if mode == "dark":
-        colors = {
+        },
+        "disabled": ("#9a9a9a", (QPalette.Text, QPalette.ButtonText, QPalette.WindowText)),
+        "plots": ("k", "w"),
+    },
+    "dark": {
+        "colors": {
             QPalette.Window: "#2b2d31", QPalette.WindowText: "#e8e8e8", QPalette.Base: "#1e1f22",
             QPalette.AlternateBase: "#2b2d31", QPalette.ToolTipBase: "#1e1f22", QPalette.ToolTipText: "#e8e8e8",
             QPalette.Text: "#e8e8e8", QPalette.Button: "#3a3d42", QPalette.ButtonText: "#e8e8e8",
             QPalette.BrightText: "#ff6b6b", QPalette.Highlight: "#4c8bf5", QPalette.HighlightedText: "#ffffff",
             QPalette.Link: "#7aa7ff", QPalette.PlaceholderText: "#8a8d93",
-        }
-        for role, c in colors.items():
-            pal.setColor(role, QColor(c))
-        pal.setColor(QPalette.Disabled, QPalette.Text, QColor("#777"))
-        pal.setColor(QPalette.Disabled, QPalette.ButtonText, QColor("#777"))
-        pg.setConfigOptions(background="#1e1f22", foreground="#e8e8e8")
+        },
+        "disabled": ("#777", (QPalette.Text, QPalette.ButtonText)),
+        "plots": ("#1e1f22", "#e8e8e8"),
+    },
+}
+
+
+def _palette(spec: dict) -> QPalette:
+    pal = QPalette()
+    for role, c in spec["colors"].items():
+        pal.setColor(role, QColor(c))
+    grey, roles = spec["disabled"]
+    for role in roles:
+        pal.setColor(QPalette.Disabled, role, QColor(grey))
+    return pal
+
+
+def apply(app: QApplication, theme: str) -> str:
+    """Apply a theme; returns the effective one (light, dark or high-contrast)."""
+    import pyqtgraph as pg
+
+    mode = effective(theme)
+    app.setStyle("Fusion")
+    spec = _PALETTES.get(mode)
+    if spec is not None:
+        pal = _palette(spec)
+        pg.setConfigOptions(background=spec["plots"][0], foreground=spec["plots"][1])
     else:
         pal = app.style().standardPalette()
         pg.setConfigOptions(background="w", foreground="k")
     app.setPalette(pal)
-    app.setProperty("tvlab_theme", mode)
+    high_contrast = mode == "high-contrast"
+    app.setProperty("tvlab_high_contrast", high_contrast)
+    # panels that pick colours treat high contrast as dark
+    app.setProperty("tvlab_theme", "dark" if high_contrast else mode)
     return mode
