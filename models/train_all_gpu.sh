@@ -14,7 +14,7 @@ C=()
 [ -n "$CORPUS" ] && C=(--corpus "$CORPUS")
 NOTE="trained concurrently with the other two zoo models and the scaling sweep on the same GPU"
 $PY -m models.train gpt --out "$OUTDIR/bard-gpt" --device cuda "${C[@]}" --steps 3000 --time-limit "$TL" --hardware-note "$NOTE" &
-$PY -m models.train bert --out "$OUTDIR/bard-bert" --device cuda "${C[@]}" --steps 4000 --time-limit "$TL" --hardware-note "$NOTE" &
+$PY -m models.train bert --out "$OUTDIR/bard-bert" --device cuda "${C[@]}" --steps 14000 --time-limit "$TL" --hardware-note "$NOTE" &
 $PY -m models.train t5 --out "$OUTDIR/dates-t5" --device cuda --steps 5000 --time-limit "$TL" --hardware-note "$NOTE" &
 $PY -m models.sweep --out "$OUTDIR/scaling_runs.csv" --device cuda "${C[@]}" --workers 6 --deadline "$TL" &
 wait

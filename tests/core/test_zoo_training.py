@@ -45,6 +45,45 @@ def tiny_corpus(tmp_path_factory) -> Path:
     return d
 
 
+def _texts(corpus: Path) -> list[str]:
+    return [p.read_text(encoding="utf-8") for p in sorted(corpus.glob("*.txt"))]
+
+
+@pytest.mark.parametrize("trainer", ["train_bpe", "train_wordpiece", "train_unigram"])
+def test_tokenizer_training_is_the_same_on_every_run(trainer, tiny_corpus):
+    """`tokenizers` hands out some ids in hash-map order (WordPiece's ##pieces, Unigram's
+    ties); the zoo's trainers pin them, so a retrain writes the same tokenizer.json."""
+    fn = getattr(zoo_train, trainer)
+    texts = _texts(tiny_corpus) + ["Quoth the Raven, 'Nevermore.' — ½ café naïve"]
+    runs = {fn(texts, 120).to_str() for _ in range(4)}
+    assert len(runs) == 1
+
+
+def test_wordpiece_keeps_specials_special_and_pieces_plain(tiny_corpus):
+    tok = zoo_train.train_wordpiece(_texts(tiny_corpus), 120)
+    enc = tok.encode("Thou art the [MASK] of love.")
+    assert enc.tokens[0] == "[CLS]" and enc.tokens[-1] == "[SEP]" and "[MASK]" in enc.tokens
+    added = {t.content for t in tok.get_added_tokens_decoder().values()}
+    assert added == {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}
+    # a literal "##h" in the text is text, not the continuation piece
+    assert "##h" not in tok.encode("##h", add_special_tokens=False).tokens
+
+
+def test_position_table_starts_sinusoidal():
+    import torch
+    from transformers import BertConfig, BertModel
+    m = BertModel(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1,
+                             num_attention_heads=2, intermediate_size=32, max_position_embeddings=16))
+    zoo_train.init_positions(m.embeddings, 1.0)
+    w = m.embeddings.position_embeddings.weight.detach()
+    t = zoo_train.sinusoid_table(16, 32)
+    assert torch.allclose(w / w.norm(), t / t.norm(), atol=1e-6)
+    assert w.std().item() == pytest.approx(m.embeddings.word_embeddings.weight.std().item(), rel=1e-4)
+    before = w.clone()
+    zoo_train.init_positions(m.embeddings, 0.0)   # 0: leave the random table alone
+    assert torch.equal(m.embeddings.position_embeddings.weight.detach(), before)
+
+
 def _train(kind, out, corpus, *extra):
     argv = [kind, "--out", str(out), "--small", "--device", "cpu", "--steps", "4"]
     if kind != "t5":
@@ -221,8 +260,6 @@ def test_zoo_model_loads_fast_and_has_a_card(name):
         assert rec["metrics"]["val_exact_match"] >= 0.98
 
 
-@pytest.mark.xfail(reason="bard-bert is still on the unigram plateau (5.9%); retraining is open",
-                   strict=False)
 def test_bard_bert_meets_accuracy_aim():
     folder = ZOO / "bard-bert"
     if not (folder / "training.json").exists():
