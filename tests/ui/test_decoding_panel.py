@@ -153,6 +153,9 @@ def test_fill_mask_panel_and_notes(make, qtbot):
     panel.step()
     settle(qtbot, session)
     assert panel._snap["fills"] == 1 and "[MASK 1]" not in panel.text.toPlainText()
+    # nothing ends in a masked LM: no P(EOS) row or readout, no EOS / length controls
+    assert not panel.chart.eos.isVisible() and "P(EOS)" not in panel.step_title.text()
+    assert not panel.stop_eos.isEnabled() and not panel.max_new.isEnabled()
     panel.back()
     settle(qtbot, session)
     assert panel._snap["fills"] == 0
@@ -163,6 +166,10 @@ def test_fill_mask_panel_and_notes(make, qtbot):
 def test_decoder_given_a_mask_gets_a_note(make, qtbot):
     session, panel = make("tiny_gpt2", "The [MASK] sat.")
     assert "does not fill in masks" in panel.note.text()
+    assert panel.stop_eos.isEnabled() and panel.max_new.isEnabled()
+    panel.step()
+    settle(qtbot, session)
+    assert panel.chart.eos.isVisible() and "P(EOS)" in panel.step_title.text()
 
 
 def test_prompt_helper_builds_templates_and_measures_the_examples(make, qtbot):

@@ -408,6 +408,12 @@ class DecodingPanel(Panel):
         self._enable(card is not None)
         if card is None:
             return
+        # A masked LM fills the masks it is given: no end-of-sequence, no length to cap,
+        # no decoder for the attention panel to follow.
+        generates = card.kind != "encoder-only"
+        for w in (self.stop_eos, self.max_new, self.follow):
+            w.setEnabled(generates)
+            w.setToolTip("" if generates else "Does not apply to a masked LM: it fills the [MASK] tokens in the prompt.")
         self._load_defaults()
         self._count_tokens()
         self.reset()
@@ -614,7 +620,7 @@ class DecodingPanel(Panel):
             self._show_fill(snap)
         else:
             self._show_decode(snap)
-        self._show_step(snap["view"])
+        self._show_step(snap["view"], fill=snap["kind"] == "fill")
         stepped, self._awaiting_step = self._awaiting_step, False
         if self._running and stepped:
             if snap.get("stop"):
@@ -672,14 +678,14 @@ class DecodingPanel(Panel):
                 parts.append(f'<span style="color:#555">{escape(tok)}</span> ')
         self.text.setHtml("<div style='font-size:13pt; line-height:150%'>" + "".join(parts) + "</div>")
         views = snap["views"]
-        self.chart.set_steps([mv.view.entropy_bits for mv in views], [mv.view.p_eos for mv in views],
-                             [f"M{k + 1}" for k in range(len(views))], snap["focus"] + 1)
+        self.chart.set_steps([mv.view.entropy_bits for mv in views], None,
+                             [f"M{k + 1}" for k in range(len(views))], snap["focus"] + 1, x_label="mask")
         done = "every mask is filled" if snap["finished"] else f"{snap['fills']} of {len(views)} masks filled"
         self.status.setText(f"Fill-in-the-mask ({snap['order']}) · {done} · {snap['settings'].describe()} · "
                             "each fill re-reads the whole sentence (no KV cache in a bidirectional encoder)")
         self.tree.clear()
 
-    def _show_step(self, view) -> None:
+    def _show_step(self, view, fill: bool = False) -> None:
         self.bars.set_candidates(view.candidates, view.cumulative,
                                  view.settings.top_p if view.settings.do_sample else None, view.top_p_cut)
         self.draw.set_draw(view.candidates, view.draw)
@@ -689,7 +695,7 @@ class DecodingPanel(Panel):
         else:
             head = (f"Step {view.step}: chose {chosen.token!r} ({view.how}; raw p {chosen.raw_prob:.3f}, "
                     f"after processors {chosen.prob:.3f})")
-        head += f" · entropy {view.entropy_bits:.2f} bits · P(EOS) {view.p_eos:.3f}"
+        head += f" · entropy {view.entropy_bits:.2f} bits" + ("" if fill else f" · P(EOS) {view.p_eos:.3f}")
         if view.draw:
             head += f" · the draw fell at u = {view.draw['u']:.3f}"
         if view.refiltered:

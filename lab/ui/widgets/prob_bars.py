@@ -198,27 +198,36 @@ class StepChart(pg.GraphicsLayoutWidget):
         self.scene().sigMouseClicked.connect(self._clicked)
         self.setFixedHeight(170)
 
-    def set_steps(self, entropy: list[float], p_eos: list[float], tokens: list[str], current: int) -> None:
+    def set_steps(self, entropy: list[float], p_eos: Optional[list[float]], tokens: list[str], current: int,
+                  x_label: str = "generated token") -> None:
+        """One point per step. ``p_eos=None`` (a masked LM: nothing ends) hides the P(EOS) row."""
         self.ent.clear()
         self.eos.clear()
+        self.eos.setVisible(p_eos is not None)
+        self.setFixedHeight(170 if p_eos is not None else 105)
+        axis = self.eos if p_eos is not None else self.ent
+        self.ent.getAxis("bottom").setStyle(showValues=p_eos is None)
+        self.ent.setLabel("bottom", x_label if p_eos is None else None)
+        self.eos.setLabel("bottom", x_label)
         self._n = len(entropy)
         x = np.arange(1, self._n + 1)
         if self._n:
             self.ent.plot(x, entropy, pen=pg.mkPen((60, 110, 190), width=2), symbol="o", symbolSize=5,
                           symbolBrush=(60, 110, 190))
-            self.eos.plot(x, p_eos, pen=pg.mkPen((200, 60, 60), width=2), symbol="o", symbolSize=5,
-                          symbolBrush=(200, 60, 60))
+            if p_eos is not None:
+                self.eos.plot(x, p_eos, pen=pg.mkPen((200, 60, 60), width=2), symbol="o", symbolSize=5,
+                              symbolBrush=(200, 60, 60))
             ticks = [(i + 1, _short(t, 6)) for i, t in enumerate(tokens)]
             step = max(1, self._n // 16)
-            self.eos.getAxis("bottom").setTicks([ticks[::step], []])
+            axis.getAxis("bottom").setTicks([ticks[::step], []])
         self.ent.setXRange(0.5, max(self._n, 10) + 0.5, padding=0)
         if not self._n:
-            hint = pg.TextItem("entropy and P(EOS) of each new token appear here as you step", color=(120, 120, 120),
-                               anchor=(0, 0.5))
+            what = "entropy and P(EOS) of each new token" if p_eos is not None else "entropy of each fill"
+            hint = pg.TextItem(f"{what} appear here as you step", color=(120, 120, 120), anchor=(0, 0.5))
             hint.setPos(0.7, 0.5)
             self.ent.setYRange(0, 1, padding=0)
             self.ent.addItem(hint)
-            self.eos.getAxis("bottom").setTicks(None)
+            axis.getAxis("bottom").setTicks(None)
         if 1 <= current <= self._n:
             for p in (self.ent, self.eos):
                 p.addItem(pg.InfiniteLine(pos=current, angle=90, pen=pg.mkPen((240, 140, 40), width=2)))
