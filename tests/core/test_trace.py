@@ -34,10 +34,15 @@ def _reference(folder, kind, text, target_ids=None):
 
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama", "bert", "t5"])
-@pytest.mark.parametrize("resident", [False, True])
-def test_attention_is_the_models_own(lms, kind, resident, request):
+@pytest.mark.parametrize("storage", ["host", "resident", "packed"])
+def test_attention_is_the_models_own(lms, kind, storage, request, monkeypatch):
     lm = lms[kind]
-    tr = trace.capture(lm, SENTENCE, "the book" if kind == "t5" else None, resident=resident)
+    if storage == "packed":   # what long inputs get: causal stacks keep their lower triangle
+        monkeypatch.setattr(trace, "PACK_CAUSAL_ABOVE_BYTES", -1)
+    tr = trace.capture(lm, SENTENCE, "the book" if kind == "t5" else None, resident=storage == "resident")
+    if storage == "packed":
+        packed = {s for s, a in tr.attentions.items() if isinstance(a, trace.CausalArray)}
+        assert packed == {s for s in tr.stacks if tr.causal(s)}
     folder = request.getfixturevalue(f"tiny_{kind}")
     ref, ref_logits = _reference(folder, kind, SENTENCE, tr.target_ids.tolist() if kind == "t5" else None)
     assert set(tr.stacks) == set(ref)
@@ -203,9 +208,39 @@ def test_empty_prompt_and_bad_lens_position(lms):
 
 
 def test_long_inputs_store_float16_near_one_gigabyte():
-    """2,048 tokens on 12 layers x 12 heads: the stored attentions stay about 1 GB."""
+    """2,048 tokens on 12 layers x 12 heads: the stored attentions stay about 1 GB, and a
+    decoder's (the lower triangle only) about half of that."""
     assert trace.attention_bytes(12, 12, 2048, 2048) <= 1.25e9
+    assert trace.attention_bytes(12, 12, 2048, 2048, causal=True) == 12 * 12 * 2048 * 2049 + 16 * 2048
     assert trace.attention_bytes(2, 4, 15, 15) == 2 * 4 * 15 * 15 * 4   # small inputs stay exact float32
+    assert trace.attention_bytes(2, 4, 15, 15, causal=True) == 2 * 4 * 15 * 15 * 4
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "t5"])
+def test_packed_causal_storage_reads_exactly_like_the_full_array(lms, kind, monkeypatch):
+    target = "the book" if kind == "t5" else None
+    full = trace.capture(lms[kind], SENTENCE, target)
+    monkeypatch.setattr(trace, "PACK_CAUSAL_ABOVE_BYTES", -1)
+    packed = trace.capture(lms[kind], SENTENCE, target)
+    stack = "self" if kind == "gpt2" else "decoder"
+    a, ref = packed.attentions[stack], full.attentions[stack]
+    assert isinstance(a, trace.CausalArray) and a.shape == ref.shape and len(a) == len(ref)
+    L, H, Q, K = a.shape
+    assert a.nbytes == trace.attention_bytes(L, H, Q, K, causal=True) < ref.nbytes
+    assert packed.stored_bytes()["host"] < full.stored_bytes()["host"]
+    for index in [1, -1, (1, 2), (-1, 0, 3), (1, slice(None), 2), (0, 1, slice(2, 5), slice(None, 4)),
+                  (slice(None), 0), (Ellipsis, 0)]:
+        np.testing.assert_array_equal(a[index], ref[index])
+    np.testing.assert_array_equal(np.asarray(a, dtype=np.float32), ref)
+    np.testing.assert_array_equal(packed.head(stack, 1, 2), full.head(stack, 1, 2))
+    np.testing.assert_array_equal(packed.layer_heads(stack, 0), full.layer_heads(stack, 0))
+    np.testing.assert_array_equal(packed.thumbnails(stack, size=4), full.thumbnails(stack, size=4))
+    np.testing.assert_array_equal(packed.thumbnails(stack), full.thumbnails(stack))
+    np.testing.assert_allclose(packed.entropy(stack), full.entropy(stack), rtol=0, atol=1e-6)
+    for how in ("mean", "max", "rollout"):
+        np.testing.assert_allclose(packed.aggregate(stack, 1, how), full.aggregate(stack, 1, how), atol=1e-6)
+    np.testing.assert_array_equal(trace.npz_arrays(packed)[stack], trace.npz_arrays(full)[stack])
+    assert float(a.sum()) == pytest.approx(float(ref.sum()))   # numpy methods still answer
 
 
 @pytest.mark.parametrize("ref", ["zoo:bard-gpt", "zoo:dates-t5"])
@@ -218,3 +253,17 @@ def test_zoo_models_lens_and_rows(ref):
         np.testing.assert_allclose(np.asarray(tr.attentions[stack]).sum(-1), 1.0, atol=1e-4)
     lens = trace.logit_lens(lm, tr, -1)
     assert lens.max_abs_diff_last < 1e-3 and lens.layers[-1].final_rank == 1
+
+
+def test_causal_stack_with_weight_on_the_future_is_kept_whole(monkeypatch):
+    """Packing drops the upper triangle only when it is exactly zero."""
+    import torch
+
+    monkeypatch.setattr(trace, "PACK_CAUSAL_ABOVE_BYTES", -1)
+    tri = torch.ones(1, 2, 5, 5).tril()
+    tri = tri / tri.sum(-1, keepdim=True)
+    assert isinstance(trace._store_host((tri, tri), causal=True), trace.CausalArray)
+    leaky = tri.clone()
+    leaky[0, 1, 0, 4] = 0.25
+    stored = trace._store_host((tri, leaky), causal=True)
+    assert isinstance(stored, np.ndarray) and stored[1, 1, 0, 4] == np.float32(0.25)
