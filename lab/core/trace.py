@@ -54,7 +54,20 @@ STACK_LABELS = {
 
 # --- tensors kept where they were computed ---------------------------------------------
 
-class DeviceArray:
+class _ReadsLikeNumpy:
+    """Base of the stored-attention wrappers: any numpy attribute they do not define
+    (``sum``, ``astype``, ...) is answered by the whole array, materialised by ``__array__``."""
+
+    def __array__(self, dtype=None, copy=None):
+        raise NotImplementedError
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(np.asarray(self), name)
+
+
+class DeviceArray(_ReadsLikeNumpy):
     """A torch tensor kept on its device that reads like a read-only numpy array.
 
     Indexing transfers only the indexed part (``a[layer, head]`` is one head, float32);
@@ -108,16 +121,11 @@ class DeviceArray:
             self._host = self._to_host(self._tensor)
         return self._host if dtype is None else self._host.astype(dtype)
 
-    def __getattr__(self, name: str):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(np.asarray(self), name)
-
     def __repr__(self) -> str:
         return f"DeviceArray(shape={self.shape}, device={self._tensor.device}, dtype={self._tensor.dtype})"
 
 
-class CausalArray:
+class CausalArray(_ReadsLikeNumpy):
     """attn[layer, head, query, key] of a causal stack, stored as its lower triangle only.
 
     Reads like a read-only numpy array: ``a[layer]`` and ``a[layer, head]`` unpack just
@@ -179,11 +187,6 @@ class CausalArray:
     def __array__(self, dtype=None, copy=None):
         full = self._unpack(self._packed)
         return full if dtype is None else full.astype(dtype)
-
-    def __getattr__(self, name: str):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(np.asarray(self), name)
 
     def __repr__(self) -> str:
         return f"CausalArray(shape={self.shape}, dtype={self.dtype}, stored={self.nbytes:,} bytes)"
