@@ -268,6 +268,23 @@ def test_bard_bert_meets_accuracy_aim():
     assert rec["metrics"]["val_mlm_top1_accuracy"] >= 0.35
 
 
+def test_bard_bert_has_the_positional_heads_lesson_4_names():
+    """Lesson 4 sends people to bard-bert's layer 0: head 1 reads the previous token,
+    heads 2 and 3 the next one. A retrain that loses them must update the lesson."""
+    import numpy as np
+    from lab.core import models, trace
+    if not (ZOO / "bard-bert" / "model.safetensors").exists():
+        pytest.skip("bard-bert not trained in this checkout")
+    lesson = json.loads((ROOT / "resources" / "lessons" / "04-architectures.json").read_text(encoding="utf-8"))
+    assert any("layer 0, head 1 looks at the previous token" in t for t in lesson["try"])
+    tr = trace.capture(models.load("zoo:bard-bert"), "the 3rd of March, 1987")
+    a = np.asarray(tr.attentions["self"])[0]
+    T = a.shape[-1]
+    prev = [a[h, np.arange(2, T - 1), np.arange(1, T - 2)].mean() for h in range(a.shape[0])]
+    nxt = [a[h, np.arange(1, T - 2), np.arange(2, T - 1)].mean() for h in range(a.shape[0])]
+    assert prev[1] > 0.8 and nxt[2] > 0.8 and nxt[3] > 0.8, (prev, nxt)
+
+
 def test_zoo_total_size():
     files = [ZOO / n / "model.safetensors" for n in ZOO_KINDS]
     if not all(f.exists() for f in files):
