@@ -10,7 +10,10 @@ token after it (``next_logits``) once they have been computed, so
   the cache to the prefix the new path shares with it (``Cache.crop``) and feeds the
   missing tokens in one pass, so the cache never desynchronises from the path,
 - changing the settings re-filters the cached logits of the step on screen without a
-  model run.
+  model run,
+- a long session keeps at most ``LOGITS_BUDGET_BYTES`` of logits (least recently used
+  go first, after the timeline's figures of their children are computed); a dropped
+  step shown again is read with one forward pass.
 
 Greedy is ``argmax`` of the processed scores; sampling is one ``torch.multinomial`` draw
 from their softmax with a ``torch.Generator`` seeded with the seed. A node stores the
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+from collections import OrderedDict
 import math
 import time
 from dataclasses import dataclass, field
@@ -46,6 +50,10 @@ from lab.core.models import KIND_DECODER, KIND_ENCODER, KIND_SEQ2SEQ, LoadedMode
 from lab.core.sampling import SamplingSettings
 
 N_CANDIDATES = 20
+#: Raw next-token logits a decode keeps for Back, branches and re-filtering, in bytes
+#: (GPT-2's vocabulary: about 1,300 steps). Past it the least recently used are dropped;
+#: a dropped step's numbers are read again with one forward pass if it is shown again.
+LOGITS_BUDGET_BYTES = 256 * 2**20
 MASK_SPELLINGS = ("[MASK]", "<mask>")
 
 
@@ -257,6 +265,10 @@ class DecodeSession:
         self._encoder_outputs = None
         self._enc_mask = None
         self.forward_lengths: list[int] = []   # tokens fed per forward pass (for the tests and the UI)
+        self.logits_budget = LOGITS_BUDGET_BYTES
+        self._held: "OrderedDict[int, Node]" = OrderedDict()   # nodes holding next_logits, oldest first
+        self._held_bytes = 0
+        self.dropped_logits = 0                 # how many steps' logits were let go (budget)
 
         ids = list(prompt_ids) if prompt_ids is not None else self._encode(self.prompt)
         if self._mask_in(self.prompt):
@@ -428,6 +440,8 @@ class DecodeSession:
 
     def _ensure_logits(self, node: Node):
         if node.next_logits is not None:
+            if node.id in self._held:
+                self._held.move_to_end(node.id)
             return node.next_logits
         ids = self.path_ids(node)
         common = self._sync_cache(ids)
@@ -436,7 +450,26 @@ class DecodeSession:
         node.next_logits = logits
         self._cache_ids = ids
         node.ms = (time.perf_counter() - t) * 1000
+        self._hold(node)
         return logits
+
+    def _hold(self, node: Node) -> None:
+        """Keep ``node``'s logits; past the budget let the least recently used go, after
+        computing what the timeline and tree show of their children (which need them)."""
+        self._held[node.id] = node
+        self._held_bytes += node.next_logits.numel() * node.next_logits.element_size()
+        keep = {node.id, self.current.id}
+        for nid in list(self._held):
+            if self._held_bytes <= self.logits_budget or len(self._held) <= len(keep):
+                break
+            if nid in keep:
+                continue
+            old = self._held.pop(nid)
+            for child in old.children:
+                self._stats(child)
+            self._held_bytes -= old.next_logits.numel() * old.next_logits.element_size()
+            old.next_logits = None
+            self.dropped_logits += 1
 
     def _input_ids(self, node: Node):
         return torch.tensor([self.path_ids(node)], device=self.device)
@@ -532,7 +565,8 @@ class DecodeSession:
             parent = node.parent
             s = settings or node.settings
             refiltered = s != node.settings
-            return build_view(self.tokenizer, s, self._input_ids(parent), parent.next_logits, chosen=node.token_id,
+            logits = self._ensure_logits(parent)
+            return build_view(self.tokenizer, s, self._input_ids(parent), logits, chosen=node.token_id,
                               how=node.how, step=node.depth, node_id=node.id, eos_ids=self.eos_ids,
                               rng_before=node.rng_before, device=self.device, n=n, refiltered=refiltered)
 
@@ -542,14 +576,14 @@ class DecodeSession:
         if node.next_logits is None:
             return None
         with torch.inference_mode():
-            return build_view(self.tokenizer, settings or self.settings, self._input_ids(node), node.next_logits,
+            return build_view(self.tokenizer, settings or self.settings, self._input_ids(node), self._ensure_logits(node),
                               chosen=None, how="pending", step=0, node_id=node.id, eos_ids=self.eos_ids,
                               device=self.device, n=n)
 
     def _stats(self, node: Node) -> dict:
         if node._stats is None:
             with torch.inference_mode():
-                logits = node.parent.next_logits
+                logits = self._ensure_logits(node.parent)
                 logp = torch.log_softmax(logits[0].float(), dim=-1)
                 p = logp.exp()
                 ent = float(-(p * torch.nan_to_num(logp, neginf=0.0)).sum()) / math.log(2)

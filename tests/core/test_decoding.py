@@ -169,6 +169,43 @@ def test_back_and_branch_switches_restore_the_cache(which, request):
     assert dec.cum_logprob(dec.current) < 0
 
 
+@pytest.mark.parametrize("which", ["gpt2", "t5"])
+def test_logits_past_the_budget_are_dropped_and_read_again_exactly(which, request):
+    """A long decode keeps at most ``logits_budget`` bytes of raw logits; a dropped step
+    shown again costs one forward pass and shows the model's numbers."""
+    lm = request.getfixturevalue(which)
+    settings = SamplingSettings(strategy="sample", temperature=0.9, top_k=20, seed=3, max_new_tokens=12,
+                                stop_at_eos=False)
+    full = DecodeSession(lm, PROMPT, settings, eos_token_ids=[])
+    full.run()
+    capped = DecodeSession(lm, PROMPT, settings, eos_token_ids=[])
+    per_step = capped.root.next_logits.numel() * 4
+    capped.logits_budget = 3 * per_step
+    capped.run()
+    assert capped.generated_ids() == full.generated_ids()        # same draws as without the cap
+    held = [n for n in capped.nodes.values() if n.next_logits is not None]
+    assert len(held) <= 3 and capped.dropped_logits >= 9
+    assert capped._held_bytes == sum(n.next_logits.numel() * 4 for n in held)
+    # the timeline (computed before the logits went) is the uncapped one
+    for a, b in zip(capped.timeline(), full.timeline()):
+        assert (a.token_id, a.how) == (b.token_id, b.how)
+        assert a.raw_prob == pytest.approx(b.raw_prob, abs=1e-5) and a.entropy_bits == pytest.approx(b.entropy_bits, abs=1e-4)
+    # an early step shown again: one forward pass, the same numbers
+    early = capped.path()[1]
+    assert early.parent.next_logits is None
+    before = len(capped.forward_lengths)
+    v, ref = capped.view(early), full.view(full.path()[1])
+    assert len(capped.forward_lengths) == before + 1
+    assert [c.id for c in v.candidates] == [c.id for c in ref.candidates]
+    assert [c.raw_prob for c in v.candidates] == pytest.approx([c.raw_prob for c in ref.candidates], abs=1e-5)
+    # and a branch from there continues as a fresh decode would
+    capped.branch(early.id, ref.candidates[1].id)
+    full.branch(full.path()[1].id, ref.candidates[1].id)
+    capped.run()
+    full.run()
+    assert capped.generated_ids() == full.generated_ids()
+
+
 def test_changing_settings_refilters_the_cached_step_without_the_model(gpt2):
     dec = DecodeSession(gpt2, PROMPT, SAMPLING, eos_token_ids=[])
     node = dec.step()
