@@ -185,9 +185,10 @@ def _candidate_order(stages: list[sampling.StageResult], k: int, extra: list[int
 
 def build_view(tokenizer, settings: SamplingSettings, input_ids, logits, *, chosen: Optional[int],
                how: str, step: int, node_id: int, eos_ids: list[int], rng_before=None, device="cpu",
-               n: int = N_CANDIDATES, refiltered: bool = False) -> StepView:
+               n: int = N_CANDIDATES, refiltered: bool = False,
+               rules: Optional[sampling.ModelRules] = None) -> StepView:
     """Candidates, waterfall and draw of one step from its raw logits ``[1, vocab]``."""
-    stages = sampling.waterfall(settings, input_ids, logits)
+    stages = sampling.waterfall(settings, input_ids, logits, rules)
     raw = stages[0].probs
     final = stages[-1].probs
     order = _candidate_order(stages, n, [chosen] if chosen is not None else [])
@@ -297,6 +298,12 @@ class DecodeSession:
             self.encoder_ids = []
             self.prefix_ids = ids
         self.max_new_tokens = self._clamp(self.settings.max_new_tokens)
+        # the model's own generation-config rules (n-gram blocking, minimum lengths, ...), as
+        # generate() builds them for this prompt: its input length is the decoder's prefix
+        self.rules = sampling.ModelRules(getattr(self.model, "generation_config", None), eos_ids=self.eos_ids,
+                                         prompt_len=len(self.prefix_ids),
+                                         encoder_ids=self.encoder_ids if self.seq2seq else self.prefix_ids,
+                                         device=self.device)
         self.root = Node(next(self._ids), None, None, 0, self.settings, "prompt",
                          rng_after=self._fresh_rng(self.settings.seed))
         self.nodes: dict[int, Node] = {self.root.id: self.root}
@@ -346,7 +353,7 @@ class DecodeSession:
 
     def _chain_now(self) -> list:
         if self._chain_for != self.settings:
-            self._chain = sampling.build_chain(self.settings)
+            self._chain = sampling.build_chain(self.settings, self.rules)
             self._chain_for = self.settings
         return self._chain
 
@@ -561,14 +568,16 @@ class DecodeSession:
                 logits = self._ensure_logits(node)
                 s = settings or self.settings
                 return build_view(self.tokenizer, s, self._input_ids(node), logits, chosen=None, how="pending",
-                                  step=0, node_id=node.id, eos_ids=self.eos_ids, device=self.device, n=n)
+                                  step=0, node_id=node.id, eos_ids=self.eos_ids, device=self.device, n=n,
+                                  rules=self.rules)
             parent = node.parent
             s = settings or node.settings
             refiltered = s != node.settings
             logits = self._ensure_logits(parent)
             return build_view(self.tokenizer, s, self._input_ids(parent), logits, chosen=node.token_id,
                               how=node.how, step=node.depth, node_id=node.id, eos_ids=self.eos_ids,
-                              rng_before=node.rng_before, device=self.device, n=n, refiltered=refiltered)
+                              rng_before=node.rng_before, device=self.device, n=n, refiltered=refiltered,
+                              rules=self.rules)
 
     def view_next(self, settings: Optional[SamplingSettings] = None, n: int = N_CANDIDATES) -> Optional[StepView]:
         """The pending step after the current node, if its logits are already known (no model run)."""
@@ -578,7 +587,7 @@ class DecodeSession:
         with torch.inference_mode():
             return build_view(self.tokenizer, settings or self.settings, self._input_ids(node), self._ensure_logits(node),
                               chosen=None, how="pending", step=0, node_id=node.id, eos_ids=self.eos_ids,
-                              device=self.device, n=n)
+                              device=self.device, n=n, rules=self.rules)
 
     def _stats(self, node: Node) -> dict:
         if node._stats is None:
@@ -587,9 +596,7 @@ class DecodeSession:
                 logp = torch.log_softmax(logits[0].float(), dim=-1)
                 p = logp.exp()
                 ent = float(-(p * torch.nan_to_num(logp, neginf=0.0)).sum()) / math.log(2)
-                chain = sampling.build_chain(node.settings)
-                if node.how == "forced":
-                    chain = sampling.build_chain(node.settings)
+                chain = sampling.build_chain(node.settings, self.rules)
                 ids = self._input_ids(node.parent) if sampling.needs_input_ids(chain) else None
                 proc = torch.softmax(sampling.apply_chain(chain, ids, logits), dim=-1)[0]
                 eos = [e for e in self.eos_ids if 0 <= e < p.shape[0]]

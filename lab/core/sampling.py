@@ -4,11 +4,16 @@ The chain is built from transformers' own classes
 (``transformers.generation.logits_process``) in the order ``generate()`` uses
 (``GenerationMixin._get_logits_processor``, transformers 5):
 
-    always on:        RepetitionPenaltyLogitsProcessor          (penalty != 1.0)
+    always on:        [SequenceBias, EncoderRepetitionPenalty]  (the model's generation config)
+                      RepetitionPenaltyLogitsProcessor          (penalty != 1.0)
+                      [NoRepeatNGram ... SuppressTokensAtBegin] (the model's generation config:
+                                                                 the "rules" stage, see ModelRules)
     sampling only:    TemperatureLogitsWarper                   (temperature != 1.0)
+                      [TopH]                                    (the model's generation config)
                       TopKLogitsWarper                          (top_k != 0)
                       TopPLogitsWarper                          (top_p < 1.0)
                       MinPLogitsWarper                          (min_p > 0)
+                      [Typical, Epsilon, Eta]                   (the model's generation config)
 
 then one ``softmax``; greedy is ``argmax`` of the processed scores (first maximum on
 ties), sampling is one ``torch.multinomial`` draw. Greedy decoding applies only the
@@ -42,8 +47,11 @@ _FALLBACK_DEFAULTS = {"temperature": 1.0, "top_k": 50, "top_p": 1.0, "repetition
 SOURCE = ("transformers GenerationMixin._get_logits_processor / _sample (v5): "
           "penalties, then Temperature -> TopK -> TopP -> MinP, softmax, argmax or torch.multinomial")
 
-# The stages of the waterfall, in chain order.
-STAGES = ("raw", "penalties", "temperature", "top-k", "top-p", "min-p")
+# The stages of the waterfall, in chain order. The first six are always listed (greyed
+# when off); the others appear only when the model's generation config switches them on.
+STAGES = ("raw", "penalties", "rules", "temperature", "top-h", "top-k", "top-p", "min-p",
+          "typical", "epsilon", "eta")
+ALWAYS_LISTED = ("raw", "penalties", "temperature", "top-k", "top-p", "min-p")
 
 
 @dataclass(frozen=True)
@@ -144,12 +152,9 @@ class ModelDefaults:
                 "eos_token_ids": list(self.eos_token_ids), "notes": list(self.notes)}
 
 
-# Options a generation_config can hold that add processors the lab does not show.
-_UNSHOWN = {"no_repeat_ngram_size": 0, "bad_words_ids": None, "min_new_tokens": None, "min_length": 0,
-            "forced_bos_token_id": None, "forced_eos_token_id": None, "suppress_tokens": None,
-            "begin_suppress_tokens": None, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0,
-            "sequence_bias": None, "encoder_repetition_penalty": 1.0, "renormalize_logits": False,
-            "top_h": None}
+# Options of a generation_config the lab cannot follow step by step (with their neutral value).
+_NOT_APPLIED = {"num_beams": 1, "guidance_scale": None, "watermarking_config": None, "penalty_alpha": None,
+                "prompt_lookup_num_tokens": None, "assistant_model": None}
 
 
 def model_defaults(model: Any) -> ModelDefaults:
@@ -181,10 +186,15 @@ def model_defaults(model: Any) -> ModelDefaults:
         max_new = 20   # generate(): "by default let's always generate 20 new tokens"
     notes = []
     if gc is not None:
-        for name, neutral in _UNSHOWN.items():
+        for name, neutral in _NOT_APPLIED.items():
             v = getattr(gc, name, None)
-            if v is not None and v != neutral:
-                notes.append(f"The model's generation config sets {name}={v!r}, which the lab does not apply.")
+            if v is not None and v != neutral and not (name == "guidance_scale" and v == 1):
+                notes.append(f"The model's generation config sets {name}={v!r}, which the lab does not apply "
+                             "(it decodes one sequence, one token at a time).")
+        applied = ModelRules.options_set(gc)
+        if applied:
+            notes.append("The model's generation config also sets " + ", ".join(f"{k}={v!r}" for k, v in applied.items())
+                         + ": applied as generate() applies them (the rules and extra warper stages).")
     s = SamplingSettings(strategy=SAMPLE if do_sample else GREEDY, temperature=temperature, top_k=top_k,
                          top_p=min(max(top_p, 1e-6), 1.0), min_p=min(max(min_p, 0.0), 1.0),
                          repetition_penalty=rep if rep > 0 else 1.0, max_new_tokens=max(1, max_new))
@@ -212,20 +222,141 @@ class Stage:
     label: str                # what the UI prints
 
 
-def build_chain(s: SamplingSettings) -> list[Stage]:
-    """The processors generate() would apply for these settings, in its order."""
+class ModelRules:
+    """What a model's generation config adds to generate()'s chain beyond the panel's
+    controls (n-gram blocking, minimum lengths, forced and suppressed tokens, bad words,
+    sequence bias, encoder penalties, typical / epsilon / eta / top-h sampling), built
+    with transformers' own classes exactly as ``GenerationMixin._get_logits_processor``
+    builds them for a ``generate()`` call on the same prompt."""
+
+    OPTIONS = {"sequence_bias": None, "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
+               "encoder_no_repeat_ngram_size": 0, "bad_words_ids": None, "min_length": 0,
+               "min_new_tokens": None, "forced_bos_token_id": None, "forced_eos_token_id": None,
+               "remove_invalid_values": False, "exponential_decay_length_penalty": None,
+               "suppress_tokens": None, "begin_suppress_tokens": None, "top_h": None, "typical_p": 1.0,
+               "epsilon_cutoff": 0.0, "eta_cutoff": 0.0}
+
+    def __init__(self, gc: Any, *, eos_ids: Sequence[int], prompt_len: int, encoder_ids: Sequence[int],
+                 device: str = "cpu"):
+        self.values = self.options_set(gc) if gc is not None else {}
+        self.eos_ids = [int(e) for e in eos_ids]
+        self.prompt_len = int(prompt_len)
+        self.encoder_ids = [int(i) for i in encoder_ids]
+        self.device = device
+
+    @classmethod
+    def options_set(cls, gc: Any) -> dict:
+        out = {}
+        for name, neutral in cls.OPTIONS.items():
+            v = getattr(gc, name, None)
+            if v is not None and v != neutral:
+                out[name] = v
+        return out
+
+    def __bool__(self) -> bool:
+        return bool(self.values)
+
+    def _eos(self):
+        import torch
+
+        return torch.tensor(self.eos_ids, device=self.device) if self.eos_ids else None
+
+    def _encoder_ids(self):
+        import torch
+
+        return torch.tensor([self.encoder_ids], device=self.device) if self.encoder_ids else None
+
+    def stages(self, s: SamplingSettings, where: str) -> list[Stage]:
+        """The rules' processors at one place of the chain: ``before`` the repetition penalty,
+        ``after`` it, ``top-h`` (after temperature) or ``warpers`` (after min-p)."""
+        from transformers.generation import logits_process as lp
+
+        v, out = self.values, []
+        eos, enc = self._eos(), self._encoder_ids()
+        if where == "before":
+            if "sequence_bias" in v:
+                out.append(Stage("penalties", lp.SequenceBiasLogitsProcessor(v["sequence_bias"]),
+                                 f"sequence bias ({len(v['sequence_bias'])} sequences)"))
+            if "encoder_repetition_penalty" in v and enc is not None:
+                out.append(Stage("penalties", lp.EncoderRepetitionPenaltyLogitsProcessor(
+                    penalty=float(v["encoder_repetition_penalty"]), encoder_input_ids=enc),
+                    f"encoder repetition penalty {v['encoder_repetition_penalty']:g}"))
+        elif where == "after":
+            if "no_repeat_ngram_size" in v:
+                out.append(Stage("rules", lp.NoRepeatNGramLogitsProcessor(int(v["no_repeat_ngram_size"])),
+                                 f"no repeated {v['no_repeat_ngram_size']}-grams"))
+            if "encoder_no_repeat_ngram_size" in v and enc is not None:
+                out.append(Stage("rules", lp.EncoderNoRepeatNGramLogitsProcessor(
+                    int(v["encoder_no_repeat_ngram_size"]), enc),
+                    f"no {v['encoder_no_repeat_ngram_size']}-grams copied from the input"))
+            if "bad_words_ids" in v:
+                out.append(Stage("rules", lp.NoBadWordsLogitsProcessor(v["bad_words_ids"], eos),
+                                 f"bad words ({len(v['bad_words_ids'])})"))
+            if "min_length" in v and eos is not None:
+                out.append(Stage("rules", lp.MinLengthLogitsProcessor(int(v["min_length"]), eos, device=self.device),
+                                 f"no EOS before length {v['min_length']}"))
+            if "min_new_tokens" in v and eos is not None and int(v["min_new_tokens"]) > 0:
+                out.append(Stage("rules", lp.MinNewTokensLengthLogitsProcessor(
+                    self.prompt_len, int(v["min_new_tokens"]), eos, device=self.device),
+                    f"no EOS before {v['min_new_tokens']} new tokens"))
+            if "forced_bos_token_id" in v:
+                out.append(Stage("rules", lp.ForcedBOSTokenLogitsProcessor(int(v["forced_bos_token_id"])),
+                                 f"first token forced to {v['forced_bos_token_id']}"))
+            if "forced_eos_token_id" in v:
+                out.append(Stage("rules", lp.ForcedEOSTokenLogitsProcessor(
+                    self.prompt_len + int(s.max_new_tokens), v["forced_eos_token_id"], device=self.device),
+                    "EOS forced at the last step"))
+            if v.get("remove_invalid_values") is True:
+                out.append(Stage("rules", lp.InfNanRemoveLogitsProcessor(), "inf / nan removed"))
+            if "exponential_decay_length_penalty" in v and eos is not None:
+                out.append(Stage("rules", lp.ExponentialDecayLengthPenalty(
+                    tuple(v["exponential_decay_length_penalty"]), eos, self.prompt_len),
+                    f"EOS boost after {v['exponential_decay_length_penalty'][0]} tokens"))
+            if "suppress_tokens" in v:
+                out.append(Stage("rules", lp.SuppressTokensLogitsProcessor(v["suppress_tokens"], device=self.device),
+                                 f"{len(v['suppress_tokens'])} tokens suppressed"))
+            if "begin_suppress_tokens" in v:
+                begin = self.prompt_len if (self.prompt_len > 1 or "forced_bos_token_id" not in v) \
+                    else self.prompt_len + 1
+                out.append(Stage("rules", lp.SuppressTokensAtBeginLogitsProcessor(
+                    v["begin_suppress_tokens"], begin, device=self.device),
+                    f"{len(v['begin_suppress_tokens'])} tokens suppressed at the first step"))
+        elif where == "top-h":
+            if "top_h" in v and hasattr(lp, "TopHLogitsWarper"):
+                out.append(Stage("top-h", lp.TopHLogitsWarper(top_h=float(v["top_h"])), f"top-h {v['top_h']:g}"))
+        elif where == "warpers":
+            if "typical_p" in v and float(v["typical_p"]) < 1.0:
+                out.append(Stage("typical", lp.TypicalLogitsWarper(mass=float(v["typical_p"]), min_tokens_to_keep=1),
+                                 f"typical-p {v['typical_p']:g}"))
+            if "epsilon_cutoff" in v and 0.0 < float(v["epsilon_cutoff"]) < 1.0:
+                out.append(Stage("epsilon", lp.EpsilonLogitsWarper(epsilon=float(v["epsilon_cutoff"]),
+                                                                   min_tokens_to_keep=1),
+                                 f"epsilon cutoff {v['epsilon_cutoff']:g}"))
+            if "eta_cutoff" in v and 0.0 < float(v["eta_cutoff"]) < 1.0:
+                out.append(Stage("eta", lp.EtaLogitsWarper(epsilon=float(v["eta_cutoff"]), min_tokens_to_keep=1,
+                                                           device=self.device),
+                                 f"eta cutoff {v['eta_cutoff']:g}"))
+        return out
+
+
+def build_chain(s: SamplingSettings, rules: Optional[ModelRules] = None) -> list[Stage]:
+    """The processors generate() would apply for these settings (and the model's own
+    generation-config rules, when given), in its order."""
     from transformers.generation.logits_process import (MinPLogitsWarper, RepetitionPenaltyLogitsProcessor,
                                                         TemperatureLogitsWarper, TopKLogitsWarper,
                                                         TopPLogitsWarper)
 
-    chain: list[Stage] = []
+    extra = (lambda where: rules.stages(s, where)) if rules else (lambda where: [])
+    chain: list[Stage] = list(extra("before"))
     if s.repetition_penalty != 1.0:
         chain.append(Stage("penalties", RepetitionPenaltyLogitsProcessor(float(s.repetition_penalty)),
                            f"repetition penalty {s.repetition_penalty:g}"))
+    chain += extra("after")
     if s.do_sample:
         if s.temperature != 1.0:
             chain.append(Stage("temperature", TemperatureLogitsWarper(float(s.temperature)),
                                f"temperature {s.temperature:g}"))
+        chain += extra("top-h")
         if s.top_k != 0:
             chain.append(Stage("top-k", TopKLogitsWarper(top_k=int(s.top_k), min_tokens_to_keep=1),
                                f"top-k {s.top_k}"))
@@ -235,11 +366,12 @@ def build_chain(s: SamplingSettings) -> list[Stage]:
         if s.min_p > 0:
             chain.append(Stage("min-p", MinPLogitsWarper(min_p=float(s.min_p), min_tokens_to_keep=1),
                                f"min-p {s.min_p:g}"))
+        chain += extra("warpers")
     return chain
 
 
 def needs_input_ids(chain: Sequence[Stage]) -> bool:
-    return any(st.name == "penalties" for st in chain)
+    return any(st.name in ("penalties", "rules") for st in chain)
 
 
 def apply_chain(chain: Sequence[Stage], input_ids, logits):
@@ -250,9 +382,9 @@ def apply_chain(chain: Sequence[Stage], input_ids, logits):
     return scores
 
 
-def process(settings: SamplingSettings, input_ids, logits):
-    """``apply_chain(build_chain(settings), ...)``; ``logits`` is ``[1, vocab]`` float32."""
-    return apply_chain(build_chain(settings), input_ids, logits)
+def process(settings: SamplingSettings, input_ids, logits, rules: Optional[ModelRules] = None):
+    """``apply_chain(build_chain(settings, rules), ...)``; ``logits`` is ``[1, vocab]`` float32."""
+    return apply_chain(build_chain(settings, rules), input_ids, logits)
 
 
 # --- the waterfall ------------------------------------------------------------------------
@@ -284,15 +416,16 @@ def entropy_bits(probs) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-def waterfall(settings: SamplingSettings, input_ids, logits) -> list[StageResult]:
-    """The distribution after each stage (raw -> penalties -> temperature -> top-k -> top-p -> min-p).
+def waterfall(settings: SamplingSettings, input_ids, logits, rules: Optional[ModelRules] = None) -> list[StageResult]:
+    """The distribution after each stage (raw -> penalties -> [rules] -> temperature -> top-k
+    -> top-p -> min-p -> [typical, epsilon, eta]); processors of one stage run together.
 
-    Stages the settings switch off (or that greedy decoding skips) are listed as not
-    applied, so a learner sees the whole chain every time.
+    The panel's own stages are listed even when off (greyed), so a learner sees the whole
+    chain every time; the model's extra stages appear only when its config switches them on.
     """
     import torch
 
-    chain = {st.name: st for st in build_chain(settings)}
+    chain = build_chain(settings, rules)
     scores = logits.float()
     probs = torch.softmax(scores, dim=-1)
     p_np = probs[0].cpu().numpy().astype(np.float32)
@@ -306,8 +439,10 @@ def waterfall(settings: SamplingSettings, input_ids, logits) -> list[StageResult
         "min-p": "min-p 0 (off)",
     }
     for name in STAGES[1:]:
-        st = chain.get(name)
-        if st is None:
+        group = [st for st in chain if st.name == name]
+        if not group:
+            if name not in ALWAYS_LISTED:
+                continue
             note = off_reason[name]
             if name != "penalties" and not settings.do_sample:
                 note = "not applied: greedy decoding skips the sampling warpers"
@@ -315,13 +450,14 @@ def waterfall(settings: SamplingSettings, input_ids, logits) -> list[StageResult
                                    out[-1].probs, note))
             continue
         before = probs
-        scores = st.processor(input_ids, scores)
+        for st in group:
+            scores = st.processor(input_ids, scores)
         probs = torch.softmax(scores, dim=-1)
         removed_mask = (before[0] > 0) & torch.isneginf(scores[0])
         mass = float(before[0][removed_mask].sum())
         p_np = probs[0].cpu().numpy().astype(np.float32)
-        out.append(StageResult(name, st.label, True, int((probs[0] > 0).sum()), mass, int(removed_mask.sum()),
-                               entropy_bits(p_np), p_np))
+        out.append(StageResult(name, "; ".join(st.label for st in group), True, int((probs[0] > 0).sum()), mass,
+                               int(removed_mask.sum()), entropy_bits(p_np), p_np))
     return out
 
 
@@ -340,6 +476,6 @@ def top_p_input(stages: list[StageResult]) -> np.ndarray:
     return by_name["top-k"].probs
 
 
-__all__ = ["SamplingSettings", "GREEDY", "SAMPLE", "STAGES", "validate", "model_defaults", "ModelDefaults",
+__all__ = ["SamplingSettings", "GREEDY", "SAMPLE", "STAGES", "ALWAYS_LISTED", "ModelRules", "validate", "model_defaults", "ModelDefaults",
            "library_defaults", "build_chain", "apply_chain", "process", "waterfall", "StageResult",
            "entropy_bits", "eos_token_ids", "needs_input_ids", "top_p_cut", "top_p_input", "SOURCE"]

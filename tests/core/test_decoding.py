@@ -1,4 +1,5 @@
 """DecodeSession and FillMaskSession against transformers' generate() and forward()."""
+import numpy as np
 import pytest
 import torch
 
@@ -96,6 +97,75 @@ def test_processed_distribution_and_draws_equal_generate(which, request):
         assert chosen.prob == pytest.approx(float(ours[node.token_id]), abs=1e-6)
         # the replayed multinomial draw lands in the chosen token's slice
         assert view.draw["exact"] and view.draw["lo"] <= view.draw["u"] < view.draw["hi"]
+
+
+def _rules_model(request, kind, **options):
+    """A fresh copy of a tiny model whose generation config carries ``options``."""
+    lm = models.load(str(request.getfixturevalue(f"tiny_{kind}")))
+    for k, v in options.items():
+        setattr(lm.model.generation_config, k, v)
+    return lm
+
+
+def _generate(lm, dec, **kw):
+    ids = torch.tensor([dec.encoder_ids if dec.seq2seq else dec.prefix_ids])
+    with torch.no_grad():
+        return lm.model.generate(ids, attention_mask=torch.ones_like(ids), pad_token_id=0,
+                                 output_scores=True, return_dict_in_generate=True, **kw)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "t5"])
+def test_model_generation_rules_apply_as_generate_applies_them(kind, request):
+    """n-gram blocking, minimum new tokens, bad words, suppressed tokens, sequence bias,
+    forced tokens and encoder penalties from the model's generation config: greedy
+    step-through gives generate()'s tokens, and the rules stage shows what they removed."""
+    free_lm = _rules_model(request, kind, max_new_tokens=12)
+    free = DecodeSession(free_lm, PROMPT, eos_token_ids=[])
+    free.run()
+    ids = free.generated_ids()
+    c = [x.id for x in free.view(free.path()[0]).candidates]    # distinct, most likely first
+    eos = c[0]       # the free decode's first token: min_new_tokens must now hold it back
+    rules = dict(no_repeat_ngram_size=2, min_new_tokens=3, bad_words_ids=[[c[1]], [c[2], c[3]]],
+                 suppress_tokens=[c[4]], begin_suppress_tokens=[c[5]], sequence_bias=[[[c[6]], 2.0]],
+                 eos_token_id=eos, max_new_tokens=12)
+    if kind == "t5":
+        rules.update(encoder_no_repeat_ngram_size=2, encoder_repetition_penalty=1.5, forced_bos_token_id=c[7])
+    else:
+        rules.update(forced_eos_token_id=eos)
+    lm = _rules_model(request, kind, **rules)
+    dec = DecodeSession(lm, PROMPT)
+    assert any("no_repeat_ngram_size=2" in n for n in sampling.model_defaults(lm.model).notes)
+    dec.run()
+    out = _generate(lm, dec)
+    assert dec.generated_ids() == out.sequences[0].tolist()[len(dec.prefix_ids):]
+    assert dec.generated_ids() != ids
+    removed = 0
+    for node, ref in zip(dec.path(), out.scores):
+        view = dec.view(node)
+        names = [st.name for st in view.stages]
+        assert names[:3] == ["raw", "penalties", "rules"]
+        removed += {st.name: st for st in view.stages}["rules"].removed
+        np.testing.assert_allclose(view.stages[-1].probs, torch.softmax(ref.float(), -1)[0].numpy(), atol=1e-6)
+    assert removed > 0
+    # without the rules the lab would have decoded something else
+    dec.rules = sampling.ModelRules(None, eos_ids=[eos], prompt_len=len(dec.prefix_ids), encoder_ids=[])
+    assert not dec.rules and not [st for st in sampling.build_chain(dec.settings, dec.rules) if st.name == "rules"]
+
+
+def test_model_sampling_warpers_apply_as_generate_applies_them(request):
+    """typical-p, epsilon and eta cutoffs from the model's generation config."""
+    lm = _rules_model(request, "gpt2", do_sample=True, temperature=1.3, top_k=0, typical_p=0.9,
+                      epsilon_cutoff=3e-3, eta_cutoff=2e-3, max_new_tokens=10)
+    dec = DecodeSession(lm, PROMPT, eos_token_ids=[])
+    assert dec.settings.do_sample and dec.settings.seed == 0
+    dec.run()
+    torch.manual_seed(0)
+    out = _generate(lm, dec, eos_token_id=None)
+    assert dec.generated_ids() == out.sequences[0].tolist()[len(dec.prefix_ids):]
+    for node, ref in zip(dec.path(), out.scores):
+        view = dec.view(node)
+        assert [st.name for st in view.stages][-3:] == ["typical", "epsilon", "eta"]
+        np.testing.assert_allclose(view.stages[-1].probs, torch.softmax(ref.float(), -1)[0].numpy(), atol=1e-6)
 
 
 def test_same_seed_same_sequence_and_other_seed_differs(gpt2):

@@ -60,6 +60,30 @@ def test_chain_order_is_generates_order():
     assert sampling.build_chain(sample(temperature=1.0, top_k=0, top_p=1.0)) == []
 
 
+def test_full_chain_follows_the_order_in_transformers_source():
+    """Every processor the lab can build, with every rule on, comes out in the order
+    GenerationMixin._get_logits_processor appends them in the installed transformers."""
+    import inspect
+    import re
+
+    from transformers import GenerationConfig
+    from transformers.generation.utils import GenerationMixin
+
+    gc = GenerationConfig(sequence_bias=[[[3], 1.0]], encoder_repetition_penalty=1.2, no_repeat_ngram_size=2,
+                          encoder_no_repeat_ngram_size=2, bad_words_ids=[[4]], min_length=3, min_new_tokens=2,
+                          forced_bos_token_id=5, forced_eos_token_id=6, remove_invalid_values=True,
+                          exponential_decay_length_penalty=(4, 1.1), suppress_tokens=[7],
+                          begin_suppress_tokens=[8], typical_p=0.9, epsilon_cutoff=1e-3, eta_cutoff=1e-3)
+    rules = sampling.ModelRules(gc, eos_ids=[2], prompt_len=4, encoder_ids=[1, 2, 3, 4])
+    s = sample(temperature=0.7, top_k=10, top_p=0.9, min_p=0.05, repetition_penalty=1.2)
+    ours = [type(st.processor).__name__ for st in sampling.build_chain(s, rules)]
+    assert len(ours) == 21
+    source = inspect.getsource(GenerationMixin._get_logits_processor)
+    order = [m.group(1) for m in re.finditer(r"\b([A-Z]\w+(?:LogitsProcessor|LogitsWarper|LengthPenalty))\(", source)]
+    positions = [order.index(name) for name in ours]
+    assert positions == sorted(positions), list(zip(ours, positions))
+
+
 def test_top_p_keeps_the_token_that_crosses_p():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.2]]))
     out = torch.softmax(sampling.process(sample(top_k=0, top_p=0.6), None, logits), -1)[0]
@@ -81,7 +105,7 @@ def test_waterfall_reports_every_stage_in_order_and_the_mass_removed():
     logits = torch.randn(1, 300) * 3
     s = sample(temperature=0.7, top_k=40, top_p=0.8, min_p=0.05)
     stages = sampling.waterfall(s, None, logits)
-    assert [st.name for st in stages] == list(sampling.STAGES)
+    assert [st.name for st in stages] == list(sampling.ALWAYS_LISTED)
     survivors = [st.survivors for st in stages]
     assert survivors[0] == 300 and survivors[3] == 40 and survivors == sorted(survivors, reverse=True)
     final = torch.softmax(sampling.process(s, None, logits), -1)[0].numpy()

@@ -245,7 +245,8 @@ class StepChart(pg.GraphicsLayoutWidget):
 class WaterfallChart(pg.PlotWidget):
     """The top candidates' probability after each stage of the chain, one line per stage."""
 
-    COLORS = [(110, 140, 190), (150, 150, 150), (160, 90, 200), (40, 160, 160), (220, 60, 60), (240, 140, 40)]
+    COLORS = [(110, 140, 190), (150, 150, 150), (160, 90, 200), (40, 160, 160), (220, 60, 60), (240, 140, 40),
+              (90, 170, 70), (200, 120, 170), (120, 90, 50), (30, 90, 160), (180, 180, 40)]
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -262,6 +263,7 @@ class WaterfallChart(pg.PlotWidget):
     def set_stages(self, stage_probs: list[tuple[str, np.ndarray]]) -> None:
         self.clear()
         self.plotItem.legend.clear()
-        for (name, probs), color in zip(stage_probs, self.COLORS):
+        for i, (name, probs) in enumerate(stage_probs):
+            color = self.COLORS[i % len(self.COLORS)]
             self.plot(np.arange(1, len(probs) + 1), probs, pen=pg.mkPen(color, width=2), name=name,
                       symbol="o", symbolSize=4, symbolBrush=color)
