@@ -60,6 +60,43 @@ def test_defaults_shown_and_controls_refuse_invalid_values(make, qtbot):
     assert len(panel._snap["view"].candidates) >= 20
 
 
+@pytest.fixture
+def gpt2_with_rules(tiny_gpt2, tmp_path):
+    """tiny_gpt2 whose generation config samples and blocks repeated 2-grams."""
+    import json
+    import shutil
+
+    folder = tmp_path / "gpt2-rules"
+    shutil.copytree(tiny_gpt2, folder)
+    gc_path = folder / "generation_config.json"
+    gc = json.loads(gc_path.read_text()) if gc_path.exists() else {}
+    gc.update(do_sample=True, temperature=0.7, max_new_tokens=33, no_repeat_ngram_size=2)
+    gc_path.write_text(json.dumps(gc))
+    return folder
+
+
+def test_first_decode_of_a_new_model_uses_its_generation_config(gpt2_with_rules, qtbot):
+    """The prompt is there first (as with ``tvlab gui --prompt``), the model comes after, and
+    the panel is a tab behind another one (not shown)."""
+    session = Session(trace_delay_ms=50)
+    panel = DecodingPanel(session)
+    qtbot.addWidget(panel)
+    session.set_prompt(PROMPT, immediate=True)
+    session.load_model(str(gpt2_with_rules))
+    qtbot.waitUntil(lambda: panel._snap is not None and not session.busy, timeout=30000)
+    qtbot.wait(600)     # past the typing pause: no second decode replaces the first
+    settle(qtbot, session)
+    snap = panel._snap
+    assert snap["settings"].strategy == "sample" and snap["settings"].temperature == 0.7
+    assert snap["max_new_tokens"] == 33 and "of 33 new tokens" in panel.status.text()
+    assert "no_repeat_ngram_size=2" in panel.defaults_label.text()
+    assert [st.name for st in snap["view"].stages][:3] == ["raw", "penalties", "rules"]
+    panel.step_btn.click()
+    settle(qtbot, session)
+    assert len(panel._snap["timeline"]) == 1 and panel._snap["settings"].strategy == "sample"
+    session.shutdown()
+
+
 def test_step_back_and_the_text_strip(make, qtbot, tiny_gpt2):
     session, panel = make("tiny_gpt2")
     for _ in range(3):

@@ -93,6 +93,7 @@ class DecodingPanel(Panel):
         super().__init__(session, parent)
         self.card = None
         self._dec = None              # DecodeSession / FillMaskSession, touched only on the worker
+        self._defaults_pending = False  # a new model's generation defaults are on their way
         self._snap: Optional[dict] = None
         self._focus: Optional[int] = None
         self._running = False
@@ -102,7 +103,7 @@ class DecodingPanel(Panel):
         self._loading_defaults = False
         self._build()
         self._reset_timer = QTimer(self, singleShot=True, interval=400)
-        self._reset_timer.timeout.connect(self.reset)
+        self._reset_timer.timeout.connect(self._reset_if_stale)
         self._view_timer = QTimer(self, singleShot=True, interval=60)
         self._view_timer.timeout.connect(self._refilter)
         # A timer object, not QTimer.singleShot(ms, callable): with PySide6 6.12 on Python 3.11
@@ -149,7 +150,7 @@ class DecodingPanel(Panel):
         self.defaults_label.setToolTip(SOURCE)
         self.use_defaults = QPushButton("Model defaults")
         self.use_defaults.setToolTip("Put back the model's own generation settings")
-        self.use_defaults.clicked.connect(self._load_defaults)
+        self.use_defaults.clicked.connect(lambda: self._load_defaults())
 
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
@@ -380,15 +381,26 @@ class DecodingPanel(Panel):
         if self._dec is not None:
             self._view_timer.start()
 
-    def _load_defaults(self) -> None:
+    def _load_defaults(self, *, then_reset: bool = False) -> None:
+        """Ask the worker for the model's generation defaults; with ``then_reset`` (a new
+        model) the first decode starts only once they are in the controls, so it runs with
+        the model's settings, not the previous ones."""
         if self.card is None:
             return
         from lab.core import sampling as core_sampling
 
-        self.session.request(f"{CHANNEL}.defaults", lambda lm, job: core_sampling.model_defaults(lm.model),
-                             self._got_defaults, label="reading generation defaults")
+        def failed(msg: str) -> None:
+            self._failed(msg)
+            self._defaults_pending = False
+            if then_reset:
+                self.reset()
 
-    def _got_defaults(self, d) -> None:
+        self._defaults_pending = then_reset
+        self.session.request(f"{CHANNEL}.defaults", lambda lm, job: core_sampling.model_defaults(lm.model),
+                             lambda d: self._got_defaults(d, then_reset), failed,
+                             label="reading generation defaults")
+
+    def _got_defaults(self, d, then_reset: bool = False) -> None:
         self.set_settings(d.settings)
         s = d.settings
         model_set = [k for k, v in d.sources.items() if v == "model"]
@@ -398,6 +410,9 @@ class DecodingPanel(Panel):
                if model_set else "transformers' defaults (the model's generation config sets none)")
             + ("" if not d.notes else " · " + " ".join(d.notes)))
         self.fill_order.setVisible(self.advanced.isChecked())
+        if then_reset:
+            self._defaults_pending = False
+            self.reset()
 
     # --- session signals ---------------------------------------------------------------------
     def on_model_changed(self, card) -> None:
@@ -414,9 +429,8 @@ class DecodingPanel(Panel):
         for w in (self.stop_eos, self.max_new, self.follow):
             w.setEnabled(generates)
             w.setToolTip("" if generates else "Does not apply to a masked LM: it fills the [MASK] tokens in the prompt.")
-        self._load_defaults()
+        self._load_defaults(then_reset=True)
         self._count_tokens()
-        self.reset()
 
     def on_trace_changed(self, trace) -> None:
         if (trace is None or not self._follow_text or trace.kind != "encoder-decoder"
@@ -432,6 +446,12 @@ class DecodingPanel(Panel):
         if text != self.decoded_prompt:
             self._stop_run()
             self._reset_timer.start()
+
+    def _reset_if_stale(self) -> None:
+        """The typing pause is over: start a decode unless this prompt's is already on screen
+        (a new model's first decode may have read it in the meantime)."""
+        if self.session.prompt != self.decoded_prompt or self._snap is None:
+            self.reset()
 
     def selftest_ready(self) -> bool:
         return self._snap is not None
@@ -467,7 +487,7 @@ class DecodingPanel(Panel):
 
     def reset(self) -> None:
         """Start a new decode of the session's prompt (Reset, a new prompt, a new model)."""
-        if self.card is None:
+        if self.card is None or self._defaults_pending:   # a new model's defaults will reset
             return
         self._stop_run()
         prompt = self.session.prompt
