@@ -134,8 +134,8 @@ class CandidateBars(pg.GraphicsLayoutWidget):
             self.candidate_clicked.emit(self._ids[i])
 
 
-class DrawStrip(pg.PlotWidget):
-    """The processed distribution end to end on [0, 1] and where the random number fell."""
+class _FixedPlot(pg.PlotWidget):
+    """A plot the user reads but does not pan, zoom or open menus on."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -143,6 +143,13 @@ class DrawStrip(pg.PlotWidget):
         self.setMenuEnabled(False)
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
+
+
+class DrawStrip(_FixedPlot):
+    """The processed distribution end to end on [0, 1] and where the random number fell."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
         self.getAxis("left").setStyle(showValues=False)
         self.getAxis("left").setWidth(120)
         self.setLabel("bottom", "cumulative processed probability: the draw picks the slice it lands in")
@@ -242,7 +249,7 @@ class StepChart(pg.GraphicsLayoutWidget):
                 return
 
 
-class WaterfallChart(pg.PlotWidget):
+class WaterfallChart(_FixedPlot):
     """The top candidates' probability after each stage of the chain, one line per stage."""
 
     COLORS = [(110, 140, 190), (150, 150, 150), (160, 90, 200), (40, 160, 160), (220, 60, 60), (240, 140, 40),
@@ -250,10 +257,6 @@ class WaterfallChart(pg.PlotWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setBackground(None)
-        self.setMenuEnabled(False)
-        self.setMouseEnabled(x=False, y=False)
-        self.hideButtons()
         self.setLabel("left", "probability")
         self.setLabel("bottom", "candidate rank")
         self.addLegend(offset=(-5, 5), labelTextSize="8pt")
