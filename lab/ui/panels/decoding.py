@@ -248,8 +248,9 @@ class DecodingPanel(Panel):
         wfl.setContentsMargins(0, 0, 0, 0)
         wfl.addWidget(self.waterfall, 1)
         wfl.addWidget(self.wf_chart, 1)
-        src = QLabel("Order as in transformers' generate(): penalties → temperature → top-k → top-p → min-p; "
-                     "greedy applies only the penalties.")
+        src = QLabel("Order as in transformers' generate(): penalties → the model's rules → temperature → top-k → "
+                     "top-p → min-p; greedy applies only the penalties and rules. Rules (n-gram blocking, minimum "
+                     "length, suppressed tokens...) come from the model's generation config, when it sets any.")
         src.setWordWrap(True)
         src.setStyleSheet("color: #666;")
         wfl.addWidget(src)
