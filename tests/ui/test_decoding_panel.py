@@ -12,17 +12,23 @@ PROMPT = "The cat sat on the mat."
 def make(qtbot, request):
     made = []
 
-    def build(fixture, prompt=PROMPT):
+    def build(fixture, prompt=PROMPT, *, prompt_first=False, shown=True):
+        """``prompt_first``: the prompt is there before the model (``tvlab gui --prompt``);
+        ``shown=False``: the panel is a tab behind another one."""
         folder = request.getfixturevalue(fixture)
         session = Session(trace_delay_ms=50)
         panel = DecodingPanel(session)
         qtbot.addWidget(panel)
         panel.resize(1000, 900)
-        panel.show()
+        if shown:
+            panel.show()
         made.append(session)
+        if prompt_first:
+            session.set_prompt(prompt, immediate=True)
         session.load_model(str(folder))
         qtbot.waitUntil(lambda: session.card is not None, timeout=30000)
-        session.set_prompt(prompt, immediate=True)
+        if not prompt_first:
+            session.set_prompt(prompt, immediate=True)
         qtbot.waitUntil(lambda: panel.decoded_prompt == prompt and not session.busy, timeout=30000)
         return session, panel
 
@@ -75,15 +81,8 @@ def gpt2_with_rules(tiny_gpt2, tmp_path):
     return folder
 
 
-def test_first_decode_of_a_new_model_uses_its_generation_config(gpt2_with_rules, qtbot):
-    """The prompt is there first (as with ``tvlab gui --prompt``), the model comes after, and
-    the panel is a tab behind another one (not shown)."""
-    session = Session(trace_delay_ms=50)
-    panel = DecodingPanel(session)
-    qtbot.addWidget(panel)
-    session.set_prompt(PROMPT, immediate=True)
-    session.load_model(str(gpt2_with_rules))
-    qtbot.waitUntil(lambda: panel._snap is not None and not session.busy, timeout=30000)
+def test_first_decode_of_a_new_model_uses_its_generation_config(make, qtbot):
+    session, panel = make("gpt2_with_rules", prompt_first=True, shown=False)
     qtbot.wait(600)     # past the typing pause: no second decode replaces the first
     settle(qtbot, session)
     snap = panel._snap
@@ -94,7 +93,6 @@ def test_first_decode_of_a_new_model_uses_its_generation_config(gpt2_with_rules,
     panel.step_btn.click()
     settle(qtbot, session)
     assert len(panel._snap["timeline"]) == 1 and panel._snap["settings"].strategy == "sample"
-    session.shutdown()
 
 
 def test_step_back_and_the_text_strip(make, qtbot, tiny_gpt2):

@@ -150,7 +150,7 @@ class DecodingPanel(Panel):
         self.defaults_label.setToolTip(SOURCE)
         self.use_defaults = QPushButton("Model defaults")
         self.use_defaults.setToolTip("Put back the model's own generation settings")
-        self.use_defaults.clicked.connect(lambda: self._load_defaults())
+        self.use_defaults.clicked.connect(self._use_model_defaults)
 
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
@@ -382,26 +382,34 @@ class DecodingPanel(Panel):
         if self._dec is not None:
             self._view_timer.start()
 
+    def _use_model_defaults(self) -> None:
+        """The Model defaults button (a plain method: a lambda holding ``self`` would keep the
+        panel in a reference cycle that Python may then collect on the worker thread)."""
+        self._load_defaults()
+
     def _load_defaults(self, *, then_reset: bool = False) -> None:
         """Ask the worker for the model's generation defaults; with ``then_reset`` (a new
         model) the first decode starts only once they are in the controls, so it runs with
-        the model's settings, not the previous ones."""
+        the model's settings, not the previous ones. The flag, not the request, carries the
+        reset: a later request on the same channel (Model defaults) replaces this one."""
         if self.card is None:
             return
         from lab.core import sampling as core_sampling
 
-        def failed(msg: str) -> None:
-            self._failed(msg)
-            self._defaults_pending = False
-            if then_reset:
-                self.reset()
-
-        self._defaults_pending = then_reset
+        self._defaults_pending = self._defaults_pending or then_reset
         self.session.request(f"{CHANNEL}.defaults", lambda lm, job: core_sampling.model_defaults(lm.model),
-                             lambda d: self._got_defaults(d, then_reset), failed,
-                             label="reading generation defaults")
+                             self._got_defaults, self._defaults_failed, label="reading generation defaults")
 
-    def _got_defaults(self, d, then_reset: bool = False) -> None:
+    def _defaults_failed(self, message: str) -> None:
+        self._failed(message)
+        self._reset_after_defaults()
+
+    def _reset_after_defaults(self) -> None:
+        if self._defaults_pending:
+            self._defaults_pending = False
+            self.reset()
+
+    def _got_defaults(self, d) -> None:
         self.set_settings(d.settings)
         s = d.settings
         model_set = [k for k, v in d.sources.items() if v == "model"]
@@ -411,14 +419,13 @@ class DecodingPanel(Panel):
                if model_set else "transformers' defaults (the model's generation config sets none)")
             + ("" if not d.notes else " · " + " ".join(d.notes)))
         self.fill_order.setVisible(self.advanced.isChecked())
-        if then_reset:
-            self._defaults_pending = False
-            self.reset()
+        self._reset_after_defaults()
 
     # --- session signals ---------------------------------------------------------------------
     def on_model_changed(self, card) -> None:
         self.card = card
         self._stop_run()
+        self._defaults_pending = False
         self._dec = None
         self._snap = None
         self._enable(card is not None)
