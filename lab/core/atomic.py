@@ -53,7 +53,7 @@ def write_bytes(path, data: bytes) -> None:
 
 def write_text(path, text: str, encoding: str = "utf-8") -> None:
     with replacing(path) as tmp:
-        tmp.write_text(text, encoding=encoding)
+        tmp.write_bytes(text.encode(encoding))   # no newline translation
 
 
 def temp_folder(final) -> Path:
