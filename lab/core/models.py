@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import lab  # noqa: F401  (offline mode before transformers is imported)
-from lab.core.errors import DeviceError, ModelLoadError
+from lab.core.errors import DeviceError, ModelLoadError, first_line
 # Devices live in lab.core.devices; ``models.<name>`` keeps working for them.
 from lab.core.devices import (DTYPES, SPLIT, available_devices, choose_device, device_errors,  # noqa: F401
                               device_label, device_memory, gpu_memory, parse_max_memory, torch_dtype)
@@ -390,7 +390,7 @@ def load(ref: str, device: str = "cpu", dtype: str = "fp32", job: Optional[Job] 
         tokenizer = transformers.AutoTokenizer.from_pretrained(
             str(folder), local_files_only=True, trust_remote_code=False)
     except Exception as err:
-        raise ModelLoadError(f"Could not load the tokenizer of {folder.name}: {_first_line(err)}") from None
+        raise ModelLoadError(f"Could not load the tokenizer of {folder.name}: {first_line(err)}") from None
     job.progress(0.25, "reading weights")
     kwargs: dict[str, Any] = dict(
         local_files_only=True, trust_remote_code=False, dtype=torch_dtype(dtype),
@@ -418,7 +418,7 @@ def load(ref: str, device: str = "cpu", dtype: str = "fp32", job: Optional[Job] 
     except (torch.OutOfMemoryError, MemoryError):
         raise DeviceError("Out of memory while loading the weights; try fp16/bf16 or a smaller model.") from None
     except Exception as err:
-        raise ModelLoadError(f"Could not load {folder.name}: {_first_line(err)}") from None
+        raise ModelLoadError(f"Could not load {folder.name}: {first_line(err)}") from None
     job.progress(0.8, f"moving to {device}")
     model.eval()
     if device == SPLIT:
@@ -435,8 +435,3 @@ def load(ref: str, device: str = "cpu", dtype: str = "fp32", job: Optional[Job] 
                     device=device, dtype=dtype, notes=notes)
     job.progress(1.0, "loaded")
     return LoadedModel(model=model, tokenizer=tokenizer, card=card, device=device, dtype=dtype)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return (text[0] if text else type(err).__name__)[:300]

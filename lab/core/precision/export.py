@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-from lab.core.errors import Cancelled, InputError
+from lab.core.errors import Cancelled, InputError, first_line
 from lab.core.jobs import Job
 from lab.core.precision.output import _os_error
 
@@ -162,16 +162,8 @@ def untraceable_message(err: BaseException) -> str:
                 f"(data-dependent control flow){where}.")
     m = re.search(r"aten[.:]+(\w+)", text)
     if m:
-        return f"The ONNX exporter failed on the operation aten.{m.group(1)}: {_first_line(text)}"
-    return f"The ONNX exporter could not trace this model: {_first_line(text)}"
-
-
-def _first_line(text: str) -> str:
-    for line in str(text).splitlines():
-        line = re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
-        if line:
-            return line[:300]
-    return "unknown error"
+        return f"The ONNX exporter failed on the operation aten.{m.group(1)}: {first_line(text)}"
+    return f"The ONNX exporter could not trace this model: {first_line(text)}"
 
 
 def _fp32_bytes(model) -> int:

@@ -32,10 +32,10 @@ import shutil
 import time
 from typing import Optional
 
-from lab.core.errors import LabError
+from lab.core.errors import LabError, first_line
 from lab.core.jobs import Job
 from lab.core.precision.export import (_EXPORT_CACHE_MAX_BYTES, EXTERNAL_DATA_BYTES, OPSET, _cached_export, _copy_model,
-                                       _first_line, _fingerprint, _fp32_bytes, _reference_model, _remember_export,
+                                       _fingerprint, _fp32_bytes, _reference_model, _remember_export,
                                        export_onnx, graph_description)
 from lab.core.precision.graph import _remove_model, to_fp16, to_int4, to_int8
 from lab.core.precision.output import (DEFAULT_PRECISIONS, FILE_NAME, REPORT_NAME, ConversionReport, PrecisionRow,
@@ -119,7 +119,7 @@ def convert(lm, out, precisions=DEFAULT_PRECISIONS, *, force: bool = False, per_
                 raise _os_error(err, out) from None
             except Exception as err:  # a quantizer that cannot handle this graph: say so in the row
                 _remove_model(tmp / rows[p].file)
-                rows[p].error = f"{p} quantization failed on this onnxruntime: {_first_line(str(err))}"
+                rows[p].error = f"{p} quantization failed on this onnxruntime: {first_line(err)}"
             _step(job, "quantize", 0.5 * i + 0.5, f"saved {p}")
             timings[f"quantize_{p}"] = time.perf_counter() - t0
         if "fp32" not in precisions:
