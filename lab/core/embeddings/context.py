@@ -13,7 +13,6 @@ from lab.core import tokens as core_tokens
 from lab.core.errors import InputError
 from lab.core.jobs import Job
 
-
 BANK_PRESET = ("I sat on the river bank", "bank", "I deposited cash at the bank", "bank")
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+
 import numpy as np
 
-from lab.core.errors import InputError
 from lab.core.embeddings.matrices import INPUT, index, piece_label
+from lab.core.errors import InputError
 
 
 @dataclass

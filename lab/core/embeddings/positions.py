@@ -8,7 +8,6 @@ from typing import Optional
 
 import numpy as np
 
-
 ROPE_SOURCE = "RoPE: Su et al. 2021, arXiv 2104.09864 (angle = position x base^(-2i/d))"
 SINUSOID_SOURCE = "Sinusoidal: Vaswani et al. 2017, arXiv 1706.03762 (PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos)"
 T5_SOURCE = "Relative position buckets: Raffel et al. 2020 (T5), arXiv 1910.10683"

@@ -26,7 +26,6 @@ from lab.core.errors import Cancelled, InputError, first_line
 from lab.core.jobs import Job
 from lab.core.precision.output import _os_error
 
-
 OPSET = 18
 #: Above this many bytes the protobuf limit (2 GiB) is near: save with external data.
 EXTERNAL_DATA_BYTES = 1_800_000_000

@@ -17,7 +17,6 @@ import numpy as np
 
 from lab.core.precision.output import _os_error
 
-
 #: Ops kept in fp32 in the fp16 model: they overflow (Pow, ReduceMean of squares, Exp) or
 #: lose too much precision (normalisations, Softmax) in half precision.
 FP16_KEEP_FP32_OPS = (

@@ -19,10 +19,8 @@ import numpy as np
 from lab.core import atomic
 from lab.core.errors import InputError, LabError
 
-
 PRECISIONS = ("fp32", "fp16", "int8", "int4")
 DEFAULT_PRECISIONS = ("fp32", "fp16", "int8")
-
 
 FILE_NAME = "model-{precision}.onnx"
 REPORT_NAME = "report.json"

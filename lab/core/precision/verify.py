@@ -19,7 +19,6 @@ from lab.core.errors import InputError
 from lab.core.jobs import Job
 from lab.core.precision.export import _wrapper
 
-
 #: The fixed evaluation text (public domain: Twelfth Night, I.1, a play the bard models
 #: never see in training). Truncated to the model's context.
 EVAL_TEXT = (

@@ -14,8 +14,6 @@ from lab.core.errors import InputError
 from lab.core.units import PF_DAY, SECONDS_PER_DAY, format_number
 
 FLOPS_PER_PF_DAY = PF_DAY  # 8.64e19 FLOPs
-
-
 PF_DAY_SOURCE = "1 petaFLOP/s-day = 1e15 FLOP/s x 86,400 s = 8.64e19 FLOPs (Brown et al. 2020, GPT-3, App. D)"
 TRAINING_FLOPS_SOURCE = "C ~= 6 N D (Kaplan et al. 2020, arXiv 2001.08361, Sec. 2.1)"
 
