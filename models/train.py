@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lab.core.atomic import publish_folder
-from lab.core.units import PF_DAY
+from lab.core.units import PF_DAY, format_flops
 
 HERE = Path(__file__).resolve().parent
 
@@ -844,7 +844,7 @@ by this repository's own script; no pretrained weights were used.
 ## Training
 
 - **Training tokens:** {tokens:,} (tokens processed up to the saved checkpoint, step {metrics['best_step']} of {metrics['steps_run']})
-- **Compute:** 6ND = 6 x {n_params:,} x {tokens:,} = {flops:.3e} FLOPs = {flops / PF_DAY:.3e} PF-days
+- **Compute:** 6ND = 6 x {n_params:,} x {tokens:,} = {format_flops(flops)}
 - **Hardware:** {hw}
 - **Wall time:** {wall:.0f} s of training ({wall / 60:.1f} min)
 - **Seed:** {seed}; optimiser AdamW with warm-up and cosine decay; the saved checkpoint is

@@ -120,5 +120,6 @@ def format_number(v: Optional[float], *, sci_from: float = 1e4, sci_below: float
 
 
 def format_flops(flops: float) -> str:
-    """``3.15e23`` -> "3.15e23 FLOPs (3,646 PF-days)"."""
-    return f"{format_number(flops, sci_from=1e6)} FLOPs ({format_number(flops / PF_DAY, sci_from=1e6)} PF-days)"
+    """``3.15e23`` -> "3.15e23 FLOPs = 3,646 PF-days" (the arithmetic texts' own style)."""
+    return f"{format_number(flops, sci_from=1e6, sci_below=1e-3)} FLOPs = " \
+           f"{format_number(flops / PF_DAY, sci_from=1e6, sci_below=1e-3)} PF-days"

@@ -51,5 +51,5 @@ def test_format_number_and_flops():
     assert f(3.14e23) == "3.14e23" and f(8.8e13) == "8.8e13" and f(406.4) == "406.4" and f(1234.5) == "1,234"
     assert f(0.0012) == "1.2e-3" and f(0) == "0" and f(None) == "n/a" and f(float("inf")) == "n/a"
     assert f(123456.0, sci_from=1e6) == "123,456"
-    assert units.format_flops(3.15e23) == "3.15e23 FLOPs (3,646 PF-days)"
+    assert units.format_flops(3.15e23) == "3.15e23 FLOPs = 3,646 PF-days"
     assert units.PF_DAY == 8.64e19

@@ -6,6 +6,7 @@ from typing import Optional
 from lab.core.scaling.compute import (DEFAULT_MFU, FLOPS_PER_PF_DAY, _gpu_key, _num, _scalar, gpu_days, gpu_flops,
                                       gpu_peak_flops)
 from lab.core.scaling.laws import frontier_exponents, get_law, loss, optimal
+from lab.core.units import format_flops
 
 
 def arithmetic_compute(params: float, tokens: float, gpu: Optional[str] = None, mfu: float = DEFAULT_MFU) -> str:
@@ -26,7 +27,7 @@ def arithmetic_gpu(gpu: str, count: float, days: float, mfu: float = DEFAULT_MFU
     C = gpu_flops(gpu, count, days, mfu)
     peak = gpu_peak_flops(gpu)
     return (f"C = GPUs x days x 86,400 s x peak x MFU = {count:g} x {days:g} x 86,400 x {_num(peak)} x {mfu:g}"
-            f" = {_num(C)} FLOPs = {_num(C / FLOPS_PER_PF_DAY)} PF-days")
+            f" = {format_flops(C)}")
 
 
 def arithmetic_loss(law, params: float, tokens: float) -> str:
