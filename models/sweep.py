@@ -23,6 +23,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import multiprocessing as mp
 from pathlib import Path
 
+from lab.core.atomic import replacing
+
 # (n_layer, n_embd, n_head): non-embedding parameters from ~0.1M to ~10.6M (over 100x)
 SIZES = [(2, 64, 2), (3, 96, 3), (4, 128, 4), (4, 192, 6), (6, 256, 8), (6, 384, 6)]
 BUDGETS = [500_000, 1_000_000, 2_000_000, 4_000_000, 8_000_000]
@@ -82,15 +84,13 @@ def one_run(size, budget, deadline):
 
 
 def write_csv(path: Path, rows, header_lines):
-    tmp = path.with_name(path.name + ".tmp")
     rows = sorted(rows, key=lambda r: (r["non_embedding_params"], r["tokens"]))
-    with open(tmp, "w", newline="") as f:
+    with replacing(path) as tmp, open(tmp, "w", newline="") as f:
         for line in header_lines:
             f.write(f"# {line}\n")
         w = csv.DictWriter(f, fieldnames=FIELDS)
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def main(argv=None) -> int:

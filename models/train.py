@@ -29,8 +29,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from lab.core.atomic import publish_folder
+from lab.core.units import PF_DAY, format_flops
+
 HERE = Path(__file__).resolve().parent
-PF_DAY = 1e15 * 86400
 
 
 class TrainError(Exception):
@@ -842,7 +844,7 @@ by this repository's own script; no pretrained weights were used.
 ## Training
 
 - **Training tokens:** {tokens:,} (tokens processed up to the saved checkpoint, step {metrics['best_step']} of {metrics['steps_run']})
-- **Compute:** 6ND = 6 x {n_params:,} x {tokens:,} = {flops:.3e} FLOPs = {flops / PF_DAY:.3e} PF-days
+- **Compute:** 6ND = 6 x {n_params:,} x {tokens:,} = {format_flops(flops)}
 - **Hardware:** {hw}
 - **Wall time:** {wall:.0f} s of training ({wall / 60:.1f} min)
 - **Seed:** {seed}; optimiser AdamW with warm-up and cosine decay; the saved checkpoint is
@@ -943,7 +945,6 @@ def run(argv) -> int:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
     prev = signal.signal(signal.SIGTERM, _on_term)
     try:
         fn = {"gpt": train_gpt, "bert": train_bert, "t5": train_t5}[a.kind]
@@ -979,21 +980,15 @@ def run(argv) -> int:
         write_card(tmp, a.kind, out.name, device, cfg, n_params, n_nonemb, tokens, wall, hw, metrics,
                    samples, corpus.source if corpus else {}, argv, a.seed)
         # swap into place: the good folder is only moved away once the new one is complete
-        if out.exists():
-            out.rename(old)
         for f in tmp.iterdir():
             f.chmod(0o644)
-        tmp.rename(out)
-        if old.exists():
-            shutil.rmtree(old, ignore_errors=True)
+        publish_folder(tmp, out)
         log(f"wrote {out}: {json.dumps({k: v for k, v in metrics.items() if k != 'val_examples'})}")
         return 0
     finally:
         signal.signal(signal.SIGTERM, prev)
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not out.exists():  # crashed between the two renames
-            old.rename(out)
 
 
 def main(argv=None) -> int:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from lab.cli import print_json
+from lab.core import atomic
 from lab.core.errors import InputError
 
 NAME = "bench"
@@ -60,9 +61,7 @@ def run(args) -> int:
         stamp = dt.datetime.now().strftime("%Y-%m-%d")
         dev = "cuda" if device.startswith("cuda") else "cpu"
         path = folder / f"{stamp}-{dev}-{'-'.join(chosen) if len(chosen) < 3 else 'all'}.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(report, indent=2))
-        tmp.replace(path)
+        atomic.write_text(path, json.dumps(report, indent=2))
         if not args.json:
             print(f"saved {path}")
     if args.json:

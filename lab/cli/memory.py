@@ -6,7 +6,7 @@ import sys
 from lab.cli import print_json
 from lab.core import memory as mem
 from lab.core.errors import InputError
-from lab.core.scaling import _parse_number
+from lab.core.units import parse_number
 
 NAME = "memory"
 HELP = "memory calculator: weights per dtype, inference, training (weights, gradients, Adam, activations)"
@@ -26,16 +26,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--heads", default=None, help="attention heads")
     parser.add_argument("--fp32-gradients", action="store_true", help="mixed precision with fp32 gradients (18 B/param)")
     parser.add_argument("--inference-dtype", default="fp16", help="dtype for the inference fit check (default fp16)")
-    parser.add_argument("--gpu-memory", default=None, help="device memory in bytes (e.g. 80e9) for 'does it fit?'")
+    parser.add_argument("--gpu-memory", default=None, help="device memory (e.g. 80e9 or 80 GB) for 'does it fit?'")
     parser.add_argument("--json", action="store_true")
 
 
 def _num(v, what, integer=False):
     if v is None:
         return None
-    x, why = _parse_number(str(v).strip())
-    if why:
-        raise InputError(f"--{what}: {why}.")
+    try:
+        x = parse_number(v, bytes_units=what == "gpu-memory")
+    except ValueError as why:
+        raise InputError(f"--{what}: {why}.") from None
     if integer:
         if x != int(x):
             raise InputError(f"--{what} must be a whole number, got {v}.")

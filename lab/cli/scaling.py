@@ -6,6 +6,7 @@ import sys
 from lab.cli import print_json
 from lab.core import scaling as sc
 from lab.core.errors import InputError
+from lab.core.units import parse_number
 
 NAME = "scaling"
 HELP = "scaling laws: compute-optimal allocation, predicted loss, 6ND, fit your own runs"
@@ -69,10 +70,10 @@ def run(args) -> int:
 
 
 def _number(text: str, what: str) -> float:
-    v, why = sc._parse_number(str(text).strip())
-    if why:
-        raise InputError(f"--{what}: {why}.")
-    return v
+    try:
+        return parse_number(text)
+    except ValueError as why:
+        raise InputError(f"--{what}: {why}.") from None
 
 
 def _optimal(args) -> int:

@@ -1,4 +1,8 @@
-"""Model work without Qt: loading, traces, tokens, sampling, precision, scaling.
+"""Model work without Qt: loading, devices, traces, tokens, embeddings, sampling, precision, scaling.
 
-Nothing in this package may import PySide6 or pyqtgraph (tests/core/test_no_qt.py).
+Topics with several parts are packages (``trace``, ``precision``, ``scaling``, ``embeddings``)
+whose ``__init__`` re-exports their public names. Numbers people type or read go through
+``units``; files written whole go through ``atomic``.
+
+Nothing in this package may import Qt or a Qt plotting library (tests/core/test_no_qt.py).
 """

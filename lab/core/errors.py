@@ -3,6 +3,7 @@
 The UI shows ``str(err)`` in an inline note or dialog; the CLI prints it as one line on
 stderr and exits non-zero. Anything that is not a LabError is a bug in the lab.
 """
+import re
 
 
 class LabError(Exception):
@@ -26,3 +27,13 @@ class Cancelled(LabError):
 
     def __init__(self, message: str = "Cancelled."):
         super().__init__(message)
+
+
+def first_line(err) -> str:
+    """The first non-empty line of an error or a message (colour codes removed, at most 300
+    characters): what a one-sentence message quotes from a library's long report."""
+    for line in str(err).splitlines():
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
+        if line:
+            return line[:300]
+    return type(err).__name__ if isinstance(err, BaseException) else "unknown error"

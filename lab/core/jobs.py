@@ -2,7 +2,7 @@
 
 Core functions take an optional ``job`` and call ``job.progress(fraction, stage)`` and
 ``job.check()`` between units of work. The UI adapts it to Qt signals; the CLI and the
-tests use it as is (or pass ``None`` and get ``Job.null()``).
+tests use it as is (or pass ``None``: ``Job.ensure`` gives a fresh one).
 """
 from __future__ import annotations
 
@@ -20,10 +20,6 @@ class Job:
         self._on_progress = on_progress
         self.fraction = 0.0
         self.stage = ""
-
-    @staticmethod
-    def null() -> "Job":
-        return Job()
 
     @staticmethod
     def ensure(job: Optional["Job"]) -> "Job":

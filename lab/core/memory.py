@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from lab.core.errors import InputError
+from lab.core.units import format_bytes
 
 DTYPE_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0, "int4": 0.5}
 DTYPE_SOURCE = "Bytes per parameter: fp32 4, fp16 2, bf16 2, int8 1, int4 0.5 (IEEE 754 / integer widths)"
@@ -26,7 +27,6 @@ ACTIVATION_SOURCE = ("Activations per layer without recomputation: s*b*h*(34 + 5
                      "Transformer Models, arXiv 2205.05198, Sec. 4.1)")
 RULE_OF_THUMB_SOURCE = ("Course rule of thumb: training needs about 6x the fp32 weights "
                         "(1B parameters: 4 GB of weights, about 24 GB to train), activations included")
-GB = 1e9
 PRECISIONS = ("mixed", "fp32")
 
 
@@ -229,14 +229,5 @@ def _params(v) -> float:
 
 
 def _gb(b: float) -> str:
-    return f"{b / GB:,.3g} GB"
-
-
-def format_bytes(b: Optional[float]) -> str:
-    """Human text for a byte count (decimal units, as the course uses)."""
-    if b is None:
-        return "n/a"
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if abs(b) >= scale:
-            return f"{b / scale:,.2f} {unit}"
-    return f"{b:,.0f} B"
+    """Every size of one explanation in GB, so they compare at a glance."""
+    return format_bytes(b, "GB")

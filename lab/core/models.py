@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import lab  # noqa: F401  (offline mode before transformers is imported)
-from lab.core.errors import DeviceError, InputError, ModelLoadError
+from lab.core.errors import DeviceError, ModelLoadError, first_line
+# Devices live in lab.core.devices; ``models.<name>`` keeps working for them.
+from lab.core.devices import (DTYPES, SPLIT, available_devices, choose_device, device_errors,  # noqa: F401
+                              device_label, device_memory, gpu_memory, parse_max_memory, torch_dtype)
 from lab.core.jobs import Job
 
 KIND_DECODER = "decoder-only"
@@ -25,10 +28,6 @@ KIND_ENCODER = "encoder-only"
 KIND_SEQ2SEQ = "encoder-decoder"
 KINDS = (KIND_DECODER, KIND_ENCODER, KIND_SEQ2SEQ)
 
-DTYPES = ("fp32", "fp16", "bf16")
-# Device value meaning: spread the model over every visible GPU (and the CPU if told),
-# with Hugging Face accelerate's big-model inference (device_map="auto").
-SPLIT = "split"
 DEFAULT_MODEL = "zoo:bard-gpt"
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -236,134 +235,6 @@ def _head_for(cfg: dict) -> tuple[str, Any]:
     raise ModelLoadError(f"The lab cannot load this architecture ({model_type}).")
 
 
-# --- devices ---------------------------------------------------------------------------
-
-def available_devices() -> list[str]:
-    """Devices detected at start: cpu, each CUDA GPU, Apple MPS."""
-    import torch
-
-    devs = ["cpu"]
-    try:
-        if torch.cuda.is_available():
-            devs += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    except Exception:
-        pass
-    try:
-        if torch.backends.mps.is_available():
-            devs.append("mps")
-    except Exception:
-        pass
-    return devs
-
-
-def device_label(dev: str) -> str:
-    import torch
-
-    if dev.startswith("cuda"):
-        try:
-            i = int(dev.split(":")[1]) if ":" in dev else 0
-            props = torch.cuda.get_device_properties(i)
-            return f"{dev} — {props.name} ({props.total_memory / 2**30:.0f} GiB)"
-        except Exception:
-            return dev
-    return {"cpu": "cpu — processor", "mps": "mps — Apple GPU"}.get(dev, dev)
-
-
-def choose_device(requested: str, dtype: str) -> tuple[str, list[str]]:
-    """The device to use and notes for the user (fallbacks, slow combinations)."""
-    notes = []
-    requested = (requested or "cpu").strip().lower()
-    avail = available_devices()
-    if requested == "cuda":
-        requested = "cuda:0"
-    if requested == "auto":
-        requested = next((d for d in avail if d != "cpu"), "cpu")
-    if requested == SPLIT:
-        if not any(d.startswith("cuda") for d in avail):
-            notes.append("Splitting across GPUs needs CUDA GPUs; none here, so the model goes on the CPU.")
-            requested = "cpu"
-        elif dtype not in DTYPES:
-            raise InputError(f"Unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}.")
-        else:
-            return SPLIT, notes
-    if requested not in avail:
-        if requested.startswith(("cuda", "mps")):
-            notes.append(f"{requested} is not available on this machine; using the CPU instead.")
-            requested = "cpu"
-        else:
-            raise InputError(f"Unknown device {requested!r}; choose one of: {', '.join(avail)}.")
-    if dtype not in DTYPES:
-        raise InputError(f"Unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}.")
-    if requested == "cpu" and dtype == "fp16":
-        notes.append("fp16 on the CPU works but is slow (few CPU kernels for half precision); fp32 or bf16 suit the CPU better.")
-    if requested == "mps" and dtype == "bf16":
-        notes.append("bf16 needs a recent macOS on MPS; fp16 or fp32 are safer there.")
-    return requested, notes
-
-
-def gpu_memory() -> list[tuple[str, int, int, int]]:
-    """``[(device, bytes in use, peak bytes, total bytes)]`` for each CUDA GPU (empty without)."""
-    import torch
-
-    out = []
-    try:
-        if torch.cuda.is_available():
-            for i in range(torch.cuda.device_count()):
-                out.append((f"cuda:{i}", int(torch.cuda.memory_allocated(i)),
-                            int(torch.cuda.max_memory_allocated(i)),
-                            int(torch.cuda.get_device_properties(i).total_memory)))
-    except Exception:   # a driver that went away must not take the status bar down
-        return []
-    return out
-
-
-def torch_dtype(name: str):
-    import torch
-
-    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
-
-
-@contextlib.contextmanager
-def device_errors(device: str = "") -> Iterator[None]:
-    """Turn out-of-memory and driver failures into a DeviceError the user can act on."""
-    import torch
-
-    try:
-        yield
-    except torch.OutOfMemoryError as err:
-        _free_device_memory()
-        raise DeviceError(_oom_message(device, str(err))) from None
-    except RuntimeError as err:
-        text = str(err)
-        if "out of memory" in text.lower():
-            _free_device_memory()
-            raise DeviceError(_oom_message(device, text)) from None
-        if "CUDA error" in text or "device-side assert" in text or "no CUDA GPUs" in text:
-            raise DeviceError(f"The device {device or 'GPU'} failed ({text.splitlines()[0]}); try again or switch to the CPU.") from None
-        raise
-
-
-def _oom_message(device: str, text: str) -> str:
-    import re
-
-    need = re.search(r"Tried to allocate ([\d.]+ [KMGT]?i?B)", text)
-    needed = f" (it needed {need.group(1)} more)" if need else ""
-    return (
-        f"Out of memory on {device or 'the device'}{needed}. Try a smaller dtype (fp16/bf16), "
-        "a shorter input, or fewer captured layers; the loaded model is still usable."
-    )
-
-
-def _free_device_memory() -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 # --- the loaded model -------------------------------------------------------------------
 
 @dataclass
@@ -498,18 +369,6 @@ def inspect_folder(folder: Path) -> tuple[dict, str, Any, list[Path], bool]:
     return cfg, kind, auto_cls, files, safe
 
 
-def parse_max_memory(text: str) -> dict:
-    """``"0=20GiB,1=20GiB,cpu=64GiB"`` -> accelerate's max_memory dict."""
-    out: dict = {}
-    for part in filter(None, (p.strip() for p in (text or "").split(","))):
-        key, sep, value = part.partition("=")
-        if not sep or not value.strip():
-            raise InputError(f"--max-memory entries look like 0=20GiB or cpu=64GiB, not {part!r}.")
-        key = key.strip()
-        out[int(key) if key.isdigit() else key] = value.strip()
-    return out
-
-
 def load(ref: str, device: str = "cpu", dtype: str = "fp32", job: Optional[Job] = None,
          max_memory: Optional[dict] = None) -> LoadedModel:
     """Load a model and its tokenizer. Raises ModelLoadError/DeviceError with a clear message.
@@ -531,7 +390,7 @@ def load(ref: str, device: str = "cpu", dtype: str = "fp32", job: Optional[Job] 
         tokenizer = transformers.AutoTokenizer.from_pretrained(
             str(folder), local_files_only=True, trust_remote_code=False)
     except Exception as err:
-        raise ModelLoadError(f"Could not load the tokenizer of {folder.name}: {_first_line(err)}") from None
+        raise ModelLoadError(f"Could not load the tokenizer of {folder.name}: {first_line(err)}") from None
     job.progress(0.25, "reading weights")
     kwargs: dict[str, Any] = dict(
         local_files_only=True, trust_remote_code=False, dtype=torch_dtype(dtype),
@@ -559,7 +418,7 @@ def load(ref: str, device: str = "cpu", dtype: str = "fp32", job: Optional[Job] 
     except (torch.OutOfMemoryError, MemoryError):
         raise DeviceError("Out of memory while loading the weights; try fp16/bf16 or a smaller model.") from None
     except Exception as err:
-        raise ModelLoadError(f"Could not load {folder.name}: {_first_line(err)}") from None
+        raise ModelLoadError(f"Could not load {folder.name}: {first_line(err)}") from None
     job.progress(0.8, f"moving to {device}")
     model.eval()
     if device == SPLIT:
@@ -576,8 +435,3 @@ def load(ref: str, device: str = "cpu", dtype: str = "fp32", job: Optional[Job] 
                     device=device, dtype=dtype, notes=notes)
     job.progress(1.0, "loaded")
     return LoadedModel(model=model, tokenizer=tokenizer, card=card, device=device, dtype=dtype)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return (text[0] if text else type(err).__name__)[:300]

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,6 +24,7 @@ from PySide6.QtGui import QAction, QDesktopServices, QFont, QIcon
 from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox, QTreeWidget
 
 import lab
+from lab.core import atomic
 from lab.core import lessons as core_lessons
 from lab.core.errors import InputError
 from lab.core.resources import resource
@@ -339,8 +338,7 @@ def export_session(window, parent: str | Path, lesson: Optional[core_lessons.Les
         final = parent / f"tvlab-session-{stamp}-{n}"
         n += 1
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tvlab-export-", dir=parent))
+        tmp = atomic.temp_folder(final)
     except OSError as err:
         raise InputError(f"Cannot export to {parent}: {err.strerror or err}.") from None
     try:
@@ -353,10 +351,7 @@ def export_session(window, parent: str | Path, lesson: Optional[core_lessons.Les
         (tmp / "session.json").write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str),
                                           encoding="utf-8")
         (tmp / "index.html").write_text(session_html(data), encoding="utf-8")
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)   # mkdtemp makes it private; the export is for sharing
-        os.rename(tmp, final)
+        atomic.publish_folder(tmp, final)
     except Exception as err:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(err, InputError):

@@ -167,7 +167,7 @@ def test_unusable_folders_give_one_clear_message(gpt2, tmp_path, monkeypatch):
     def denied(*a, **k):
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(precision.tempfile, "mkdtemp", denied)
+    monkeypatch.setattr("lab.core.atomic.tempfile.mkdtemp", denied)
     with pytest.raises(InputError, match="permission denied"):
         precision.convert(gpt2, tmp_path / "onnx", ("fp32",))
     monkeypatch.undo()
@@ -175,7 +175,7 @@ def test_unusable_folders_give_one_clear_message(gpt2, tmp_path, monkeypatch):
     class Usage:
         free = 1000
 
-    monkeypatch.setattr(precision.shutil, "disk_usage", lambda p: Usage())
+    monkeypatch.setattr(precision.output.shutil, "disk_usage", lambda p: Usage())
     with pytest.raises(InputError, match="Not enough free space"):
         precision.convert(gpt2, tmp_path / "onnx", ("fp32", "fp16"))
     assert not (tmp_path / "onnx").exists() and leftovers(tmp_path) == []
@@ -186,7 +186,7 @@ def test_disk_full_while_writing_leaves_nothing(gpt2, tmp_path, monkeypatch):
         Path(dst).write_bytes(b"half a file")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(precision, "to_fp16", full)
+    monkeypatch.setattr(precision.pipeline, "to_fp16", full)
     with pytest.raises(InputError, match="full"):
         precision.convert(gpt2, tmp_path / "onnx", ("fp32", "fp16"))
     assert not (tmp_path / "onnx").exists() and leftovers(tmp_path) == []
@@ -269,7 +269,7 @@ def test_external_data_layout(gpt2, tmp_path, monkeypatch):
     """Models over ~2 GB are written with external data; the threshold is lowered to see it here."""
     import onnxruntime as ort
 
-    monkeypatch.setattr(precision, "EXTERNAL_DATA_BYTES", 10_000)
+    monkeypatch.setattr(precision.pipeline, "EXTERNAL_DATA_BYTES", 10_000)
     out = tmp_path / "onnx"
     report = precision.convert(gpt2, out, ("fp32", "fp16", "int8"), reuse_export=False, latency_runs=2)
     names = sorted(p.name for p in out.iterdir())

@@ -38,7 +38,7 @@ def _reference(folder, kind, text, target_ids=None):
 def test_attention_is_the_models_own(lms, kind, storage, request, monkeypatch):
     lm = lms[kind]
     if storage == "packed":   # what long inputs get: causal stacks keep their lower triangle
-        monkeypatch.setattr(trace, "PACK_CAUSAL_ABOVE_BYTES", -1)
+        monkeypatch.setattr(trace.arrays, "PACK_CAUSAL_ABOVE_BYTES", -1)
     tr = trace.capture(lm, SENTENCE, "the book" if kind == "t5" else None, resident=storage == "resident")
     if storage == "packed":
         packed = {s for s, a in tr.attentions.items() if isinstance(a, trace.CausalArray)}
@@ -190,7 +190,7 @@ def test_falls_back_to_set_attn_implementation(lms, monkeypatch):
     switches the whole model and still returns the weights."""
     import contextlib
 
-    monkeypatch.setattr(trace, "eager_attention", lambda lm: contextlib.nullcontext())
+    monkeypatch.setattr(trace.forward, "eager_attention", lambda lm: contextlib.nullcontext())
     tr = trace.capture(lms["t5"], SENTENCE, "the book")
     assert set(tr.stacks) == {"encoder", "decoder", "cross"}
     np.testing.assert_allclose(tr.attentions["cross"].sum(-1), 1.0, atol=1e-5)
@@ -220,7 +220,7 @@ def test_long_inputs_store_float16_near_one_gigabyte():
 def test_packed_causal_storage_reads_exactly_like_the_full_array(lms, kind, monkeypatch):
     target = "the book" if kind == "t5" else None
     full = trace.capture(lms[kind], SENTENCE, target)
-    monkeypatch.setattr(trace, "PACK_CAUSAL_ABOVE_BYTES", -1)
+    monkeypatch.setattr(trace.arrays, "PACK_CAUSAL_ABOVE_BYTES", -1)
     packed = trace.capture(lms[kind], SENTENCE, target)
     stack = "self" if kind == "gpt2" else "decoder"
     a, ref = packed.attentions[stack], full.attentions[stack]
@@ -259,11 +259,11 @@ def test_causal_stack_with_weight_on_the_future_is_kept_whole(monkeypatch):
     """Packing drops the upper triangle only when it is exactly zero."""
     import torch
 
-    monkeypatch.setattr(trace, "PACK_CAUSAL_ABOVE_BYTES", -1)
+    monkeypatch.setattr(trace.arrays, "PACK_CAUSAL_ABOVE_BYTES", -1)
     tri = torch.ones(1, 2, 5, 5).tril()
     tri = tri / tri.sum(-1, keepdim=True)
-    assert isinstance(trace._store_host((tri, tri), causal=True), trace.CausalArray)
+    assert isinstance(trace.arrays._store_host((tri, tri), causal=True), trace.CausalArray)
     leaky = tri.clone()
     leaky[0, 1, 0, 4] = 0.25
-    stored = trace._store_host((tri, leaky), causal=True)
+    stored = trace.arrays._store_host((tri, leaky), causal=True)
     assert isinstance(stored, np.ndarray) and stored[1, 1, 0, 4] == np.float32(0.25)

@@ -19,7 +19,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDia
 
 from lab.core import memory as mem
 from lab.core import precision
+from lab.core.devices import device_memory
 from lab.core.errors import LabError
+from lab.core.units import number_or_none
 from lab.ui.panels.base import Panel
 
 CHANNEL = "precision.convert"
@@ -66,17 +68,7 @@ def _num(v, spec) -> str:
     return "–" if v is None else spec.format(v)
 
 
-def parse_count(text: str):
-    """'124M', '1e9', '7B', '1,300,000' -> float, or None."""
-    t = text.strip().replace(",", "").replace("_", "")
-    if not t:
-        return None
-    mult = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}.get(t[-1].lower())
-    try:
-        v = float(t[:-1]) * mult if mult else float(t)
-    except ValueError:
-        return None
-    return v if v > 0 and np.isfinite(v) else None
+parse_count = number_or_none   # '124M', '1e9', '7B', '1,300,000' -> float, or None
 
 
 class PrecisionPanel(Panel):
@@ -103,7 +95,7 @@ class PrecisionPanel(Panel):
         self._draw_chart()
         self.summary.setText(INTRO)
         self.update_calculator()
-        self.session.request("precision.devices", lambda _lm, _job: precision.device_memory(),
+        self.session.request("precision.devices", lambda _lm, _job: device_memory(),
                              self._on_devices, lambda _msg: None, needs_model=False,
                              label="detecting device memory")
 

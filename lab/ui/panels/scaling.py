@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 from lab.core import scaling as sc
 from lab.core.errors import LabError
 from lab.core.jobs import Job
+from lab.core.units import format_number, number_or_none
 from lab.ui.panels.base import Panel
 
 LAW_COLORS = {"kaplan": "#d1495b", "chinchilla-1": "#edae49", "chinchilla-3": "#00798c",
@@ -36,18 +37,8 @@ D_RANGE = (7.0, 14.0)                                      # log10 tokens
 SLIDER_STEPS = 100                                         # per decade
 
 
-def _fmt(v: float) -> str:
-    if v is None or not math.isfinite(v):
-        return "n/a"
-    if abs(v) >= 1e4 or abs(v) < 1e-2:
-        m, e = f"{v:.3e}".split("e")
-        return f"{m.rstrip('0').rstrip('.')}e{int(e)}"
-    return f"{v:,.4g}"
-
-
-def _parse(text: str) -> Optional[float]:
-    v, why = sc._parse_number(text.strip())
-    return None if why else v
+_fmt = format_number
+_parse = number_or_none
 
 
 class LogSlider(QWidget):
@@ -758,7 +749,7 @@ class ScalingPanel(Panel):
         self.fit_progress.setValue(0)
         self.fit_progress.show()
         self.cancel_button.setEnabled(True)
-        self.fit_info.setText(f"Fitting {len(runs)} runs (grid of {sc._init_grid().shape[0]} starts, "
+        self.fit_info.setText(f"Fitting {len(runs)} runs (grid of {sc.init_grid().shape[0]} starts, "
                               f"{bootstrap} bootstrap resamples)…")
         sig = self._fit_signals
         job = Job(on_progress=lambda f, st: sig.progress.emit(fit_id, f, st))

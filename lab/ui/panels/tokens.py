@@ -10,10 +10,7 @@ re-tokenises after a short debounce. Every view exports a PNG and its data as CS
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from html import escape
-from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import Qt, QTimer
@@ -23,6 +20,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, Q
                                QPushButton, QScrollArea, QTableWidget,
                                QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
+from lab.core import atomic
 from lab.ui.panels.base import Panel
 from lab.ui.widgets.token_chips import MAX_CHIPS, SourceText, TokenChips
 from lab.ui.widgets.token_plots import LayerLine, MatrixView, ScatterView
@@ -34,21 +32,6 @@ COMPARE_ROWS = 2_000
 IDS_SHOWN = 5_000              # ids in the ids box (Copy ids copies every id)
 
 VIEWS = ("tokens", "compare", "embeddings", "neighbours", "projection", "positions", "context")
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent) or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _table(headers: list[str]) -> QTableWidget:
@@ -728,19 +711,20 @@ class TokensPanel(Panel):
             pix = widget.grab(widget.rect().adjusted(0, 0, 0, 8000 - widget.height()))
         else:
             pix = widget.grab()
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        ok = pix.save(str(tmp), "PNG")
-        if ok:
-            os.replace(tmp, path)
-        return ok
+        try:
+            with atomic.replacing(path, suffix=".png") as tmp:
+                if not pix.save(str(tmp), "PNG"):
+                    raise OSError("Qt could not write the PNG")
+        except OSError:
+            return False
+        return True
 
     def export_view_csv(self, path, view: Optional[str] = None) -> bool:
         """Save a view's data as CSV (UTF-8), atomically; False when there is nothing to save."""
         text = self.view_csv(view or self.current_view())
         if not text:
             return False
-        _atomic_write_bytes(Path(path), text.encode("utf-8"))
+        atomic.write_bytes(path, text.encode("utf-8"))
         return True
 
     def _export_dialog(self, kind: str) -> None:

@@ -1,0 +1,30 @@
+"""Export the loaded model to ONNX at fp32, derive fp16 / int8 / int4, and measure each.
+
+What lives where:
+
+- ``pipeline``: ``convert``, the whole conversion stage by stage (its docstring tells it)
+- ``output``: the precisions, the report's rows, the output folder (checked, published whole)
+- ``export``: the fp32 ONNX export, the exporter's errors in one sentence, the export cache
+- ``graph``: fp16 / int8 / int4 files and the graph rewrites they need
+- ``verify``: running a file with onnxruntime against torch: fidelity, size, memory, latency
+"""
+from lab.core.precision.export import EXTERNAL_DATA_BYTES, OPSET, export_onnx, graph_description, untraceable_message
+from lab.core.precision.graph import (FP16_KEEP_FP32_OPS, INT8_OPS, dedupe_nodes, fold_weight_transposes,
+                                      gemm_to_matmul, to_fp16, to_int4, to_int8)
+from lab.core.precision.output import (DEFAULT_PRECISIONS, FILE_NAME, PRECISIONS, REPORT_NAME, ConversionReport,
+                                       PrecisionRow, check_output_folder, parse_precisions)
+from lab.core.precision.pipeline import convert
+from lab.core.precision.verify import (EVAL_MAX_TOKENS, EVAL_TEXT, LATENCY_BUDGET_S, LATENCY_RUNS, EvalInputs,
+                                       default_threads, eval_inputs, fidelity, measure, onnx_sizes, perplexity,
+                                       providers, torch_logits)
+
+__all__ = [
+    "EXTERNAL_DATA_BYTES", "OPSET", "export_onnx", "graph_description", "untraceable_message",
+    "FP16_KEEP_FP32_OPS", "INT8_OPS", "dedupe_nodes", "fold_weight_transposes", "gemm_to_matmul", "to_fp16",
+    "to_int4", "to_int8",
+    "DEFAULT_PRECISIONS", "FILE_NAME", "PRECISIONS", "REPORT_NAME", "ConversionReport", "PrecisionRow",
+    "check_output_folder", "parse_precisions",
+    "convert",
+    "EVAL_MAX_TOKENS", "EVAL_TEXT", "LATENCY_BUDGET_S", "LATENCY_RUNS", "EvalInputs", "default_threads",
+    "eval_inputs", "fidelity", "measure", "onnx_sizes", "perplexity", "providers", "torch_logits",
+]
