@@ -117,6 +117,8 @@ def build(kind: str, folder: Path, seed: int = 0, *, tokenizer=None, dtype=None,
     """
     import torch
 
+    if kind not in TOKENIZERS:
+        raise ValueError(kind)
     folder = Path(folder)
     tok = tokenizer if tokenizer is not None else TOKENIZERS[kind]()
     with torch.device(device) if device else contextlib.nullcontext():

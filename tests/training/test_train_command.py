@@ -68,9 +68,10 @@ def test_wordpiece_keeps_specials_special_and_pieces_plain(tiny_corpus):
 
 def test_position_table_starts_sinusoidal():
     import torch
-    from transformers import BertConfig, BertModel
-    m = BertModel(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1,
-                             num_attention_heads=2, intermediate_size=32, max_position_embeddings=16))
+
+    from lab.bench import tiny_models
+    m = tiny_models.model("bert", tiny_models.wordpiece_tokenizer(), num_hidden_layers=1, num_attention_heads=2,
+                          intermediate_size=32, max_position_embeddings=16).bert
     zoo_train.init_positions(m.embeddings, 1.0)
     w = m.embeddings.position_embeddings.weight.detach()
     t = zoo_train.sinusoid_table(16, 32)

@@ -5,7 +5,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QImage
 
 from lab.core import embeddings as E
-from lab.core import models, tokens
+from lab.core import tokens
 from lab.ui.panels.tokens import VIEWS, TokensPanel
 from lab.ui.widgets.token_chips import MAX_CHIPS
 
@@ -63,14 +63,15 @@ def test_hovering_a_chip_highlights_its_characters(qtbot, session, panel, tiny_g
         assert panel.source.highlighted_text() == tz.span_text(i)
 
 
-def test_clicking_a_chip_selects_the_token_and_shows_its_neighbours(qtbot, session, panel, tiny_gpt2, load_and_wait):
+def test_clicking_a_chip_selects_the_token_and_shows_its_neighbours(qtbot, session, panel, tiny_gpt2, load_and_wait,
+                                                                    loaded):
     load_and_wait(qtbot, session, tiny_gpt2)
     ready(qtbot, panel, session, TEXT)
     i = next(k for k in range(panel.tz.count) if panel.tz.span_text(k) == " bank")
     qtbot.mouseClick(panel.chips, Qt.LeftButton, pos=panel.chips.chip_rect(i).center())
     assert session.selection.token == i
     qtbot.waitUntil(lambda: panel.neigh and panel.neigh[0].token_id == panel.tz.ids[i], timeout=10000)
-    lm = models.load(str(tiny_gpt2))
+    lm = loaded("gpt2")
     want = E.neighbours(lm, panel.tz.ids[i], 10)
     shown = [int(panel.neigh_in.item(r, 2).text()) for r in range(panel.neigh_in.rowCount())]
     assert shown == [n.id for n in want.items]
@@ -156,12 +157,12 @@ def test_compare_two_tokenizers(qtbot, session, panel, tiny_gpt2, tiny_bert, loa
     qtbot.waitUntil(lambda: "does not exist" in panel.compare_counts.text(), timeout=10000)
 
 
-def test_bank_preset_plots_one_cosine_per_layer(qtbot, session, panel, tiny_gpt2, load_and_wait):
+def test_bank_preset_plots_one_cosine_per_layer(qtbot, session, panel, tiny_gpt2, load_and_wait, loaded):
     load_and_wait(qtbot, session, tiny_gpt2)
     ready(qtbot, panel, session, "dog bites man")
     panel.tabs.setCurrentIndex(VIEWS.index("context"))
     qtbot.waitUntil(lambda: panel.context_result is not None, timeout=10000)
-    lm = models.load(str(tiny_gpt2))
+    lm = loaded("gpt2")
     want = E.context_similarity(lm, *E.BANK_PRESET)
     np.testing.assert_allclose(panel.ctx_view.values, want.cosine, rtol=1e-5)
     panel.ctx_word_b.setText("money")
