@@ -1,4 +1,4 @@
-# Transformer Visual Lab — `make run` opens the lab, `make test` runs the whole suite.
+# Transformer Visual Lab — `make run` opens the lab, `make test` checks the import contracts and runs the whole suite.
 # Both create .venv and install everything on a fresh machine first.
 
 PYTHON ?= python3
@@ -25,7 +25,11 @@ TORCH_INDEX ?=
 run: $(STAMP)
 	$(PY) -m lab gui
 
+# The contracts first (pyflakes and import order; core/panel/widget layering — see
+# pyproject.toml), so a violation fails `make test` and CI before the suite runs.
 test: $(STAMP)
+	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -n 2 --dist loadfile -q
 
 selftest: $(STAMP)
@@ -51,14 +55,14 @@ $(STAMP): pyproject.toml | $(PY)
 	    $(PIP) install -q "torch==$(TORCH_VERSION)"; \
 	  fi; }
 	$(PIP) install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
-	@$(PY) -c "import lab, torch, transformers, PySide6, pyqtgraph, onnxruntime, pytest" \
+	@$(PY) -c "import lab, torch, transformers, PySide6, pyqtgraph, onnxruntime, pytest, ruff, importlinter" \
 	  || { echo "install failed: see the messages above" >&2; exit 1; }
 	@touch $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
 
-# Installers (issue 10): a PyInstaller one-folder bundle in dist/tvlab/, then
+# Installers: a PyInstaller one-folder bundle in dist/tvlab/, then
 # dist/tvlab-VERSION-linux-x86_64.tar.gz and dist/tvlab_VERSION_amd64.deb. The zoo is
 # taken from models/*/ (train it first); `make bundle-check` runs the bundle's selftest
 # with no Python on the PATH and no network.

@@ -1,16 +1,16 @@
+"""Fixtures every test folder shares: tiny models of each kind, built once per run, and
+their loaded form."""
 import os
-import sys
-from pathlib import Path
 
 # Qt must see this before it is imported anywhere.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TVLAB_SETTINGS_ORG", "tvlab-tests")
 
-sys.path.insert(0, str(Path(__file__).parent))
+from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-import tiny_models  # noqa: E402
+from lab.bench import tiny_models  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +23,22 @@ def tiny_model_dir(tmp_path_factory):
         if kind not in built:
             built[kind] = tiny_models.build(kind, root / kind)
         return built[kind]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def loaded(tiny_model_dir):
+    """A function kind -> LoadedModel (on the CPU, fp32), loaded once per run and shared:
+    tests that change a model load their own."""
+    from lab.core import models
+
+    cache = {}
+
+    def get(kind: str):
+        if kind not in cache:
+            cache[kind] = models.load(str(tiny_model_dir(kind)))
+        return cache[kind]
 
     return get
 

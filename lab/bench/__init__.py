@@ -1,8 +1,11 @@
 """Benchmarks for `tvlab bench`: figures, not tests.
 
-Each module here defines ``NAME`` and ``run(device: str, quick: bool) -> list[Figure]``;
+Each suite module here defines ``NAME`` and ``run(device: str, quick: bool) -> list[Figure]``;
 every figure is the lab's time next to a baseline measured in the same run (usually
-plain transformers), so machine noise cancels in the ratio.
+plain transformers), so machine noise cancels in the ratio. Two modules are not suites:
+``tiny_models`` builds the random-init models the benchmarks and the tests share, and
+``split`` is a pass/fail proof on two GPUs (``tvlab bench split``). Results go to
+``bench/results/``.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ every ratio's baseline is the fp32 ONNX file of the same run. Top-1 agreement ne
 trained model (a random one's logits are nearly flat, so its top-1 flips on noise): it is
 measured on zoo:bard-gpt's evaluation text when the zoo is installed.
 
-Targets (issue 6): fp16 file <= 0.52x fp32, int8 <= 0.35x; int8 CPU latency reported
+Targets: fp16 file <= 0.52x fp32, int8 <= 0.35x; int8 CPU latency reported
 (aim: faster than fp32); export of the three precisions < 3 minutes; on zoo:bard-gpt
 int8 top-1 agreement >= 95% and fp16 >= 99%.
 """

@@ -4,7 +4,7 @@ The model is built in memory with random weights (no download): GPT-2-small-size
 (12 layers, 768 hidden, 12 heads, vocab 50257), and on CUDA also a 1.1B Llama-style
 config (TinyLlama's shape). Per-token latency is ``(T(N tokens) - T(1 token)) / (N - 1)``
 for both, so the prompt's prefill cancels out; the two are timed interleaved, best of
-the repeats. Target (issue 8): the lab's step within 1.15x of generate()'s.
+the repeats. Target: the lab's step within 1.15x of generate()'s.
 """
 from __future__ import annotations
 

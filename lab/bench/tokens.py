@@ -1,4 +1,4 @@
-"""Tokens & embeddings speed (issue 4).
+"""Tokens & embeddings speed.
 
 1. Tokenise and redraw a 20,000-character text in the panel: the core tokenize() call,
    the embedding rows, the panel's update (chips laid out, counts, ids, source text,
@@ -45,19 +45,10 @@ def _model():
 
     if "bard-gpt" in models.zoo_models():
         return models.load("zoo:bard-gpt"), "zoo:bard-gpt"
-    import torch
-    import transformers as tf
-    from tokenizers import Tokenizer, decoders, pre_tokenizers, trainers
-    from tokenizers import models as tmodels
+    from lab.bench import tiny_models
 
-    tok = Tokenizer(tmodels.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator([sample_text(200_000, seed=1)], trainers.BpeTrainer(
-        vocab_size=4096, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = tf.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
-    torch.manual_seed(0)
-    model = tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=len(fast), n_positions=512, n_embd=64, n_layer=1, n_head=2)).eval()
+    fast = tiny_models.byte_bpe_tokenizer([sample_text(200_000, seed=1)], 4096)
+    model = tiny_models.model("gpt2", fast, n_positions=512, n_embd=64, n_layer=1, n_head=2)
     card = models.describe(model, fast, ref="bench-bpe", path=__import__("pathlib").Path("."), source="bench",
                            kind=models.KIND_DECODER, device="cpu", dtype="fp32", notes=[])
     return models.LoadedModel(model=model, tokenizer=fast, card=card, device="cpu", dtype="fp32"), "in-memory BPE"

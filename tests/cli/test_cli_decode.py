@@ -13,7 +13,7 @@ def tvlab(*args):
     return subprocess.run([sys.executable, "-m", "lab", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
-def test_decode_json_matches_generate(tiny_gpt2):
+def test_decode_json_matches_generate(tiny_gpt2, loaded):
     r = tvlab("decode", "--model", str(tiny_gpt2), "--prompt", "The cat sat", "--strategy", "sample",
               "--temperature", "0.8", "--top-k", "30", "--top-p", "0.9", "--seed", "4", "--max-new-tokens", "6",
               "--no-stop-at-eos", "--json")
@@ -34,9 +34,7 @@ def test_decode_json_matches_generate(tiny_gpt2):
 
     import torch
 
-    from lab.core import models
-
-    lm = models.load(str(tiny_gpt2))
+    lm = loaded("gpt2")
     ids = torch.tensor([out["prompt_ids"]])
     torch.manual_seed(4)
     ref = lm.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=0.8, top_k=30,

@@ -12,18 +12,18 @@ PROMPT = "The cat sat on the mat."
 
 
 @pytest.fixture(scope="module")
-def gpt2(tiny_gpt2):
-    return models.load(str(tiny_gpt2))
+def gpt2(loaded):
+    return loaded("gpt2")
 
 
 @pytest.fixture(scope="module")
-def t5(tiny_t5):
-    return models.load(str(tiny_t5))
+def t5(loaded):
+    return loaded("t5")
 
 
 @pytest.fixture(scope="module")
-def bert(tiny_bert):
-    return models.load(str(tiny_bert))
+def bert(loaded):
+    return loaded("bert")
 
 
 def greedy(n, **kw):

@@ -4,28 +4,28 @@ import pytest
 import torch
 
 from lab.core import embeddings as E
-from lab.core import models, tokens, trace
+from lab.core import tokens, trace
 from lab.core.errors import InputError
 
 
 @pytest.fixture(scope="module")
-def gpt2(tiny_gpt2):
-    return models.load(str(tiny_gpt2))
+def gpt2(loaded):
+    return loaded("gpt2")
 
 
 @pytest.fixture(scope="module")
-def llama(tiny_llama):
-    return models.load(str(tiny_llama))
+def llama(loaded):
+    return loaded("llama")
 
 
 @pytest.fixture(scope="module")
-def bert(tiny_bert):
-    return models.load(str(tiny_bert))
+def bert(loaded):
+    return loaded("bert")
 
 
 @pytest.fixture(scope="module")
-def t5(tiny_t5):
-    return models.load(str(tiny_t5))
+def t5(loaded):
+    return loaded("t5")
 
 
 def brute_force(weight: torch.Tensor, token_id: int, k: int):

@@ -178,7 +178,7 @@ def test_device_map_summary_groups_modules_by_device():
 
 @pytest.mark.gpu
 def test_split_across_two_gpus_matches_unsplit(tiny_llama):
-    """Runs on a machine with >= 2 GPUs (see bench/gpu_checks.py for the big-model proof)."""
+    """Runs on a machine with >= 2 GPUs (`tvlab bench split` is the big-model proof)."""
     import torch
 
     if torch.cuda.device_count() < 2:

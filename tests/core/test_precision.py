@@ -32,8 +32,8 @@ def model_state(lm):
 
 
 @pytest.fixture(scope="module")
-def gpt2(tiny_gpt2):
-    return models.load(str(tiny_gpt2))
+def gpt2(loaded):
+    return loaded("gpt2")
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,8 @@ SENTENCE = "The teacher taught the students with the book."
 
 
 @pytest.fixture(scope="module")
-def lms(tiny_gpt2, tiny_llama, tiny_bert, tiny_t5):
-    folders = {"gpt2": tiny_gpt2, "llama": tiny_llama, "bert": tiny_bert, "t5": tiny_t5}
-    return {k: models.load(str(v)) for k, v in folders.items()}
+def lms(loaded):
+    return {k: loaded(k) for k in ("gpt2", "llama", "bert", "t5")}
 
 
 def _reference(folder, kind, text, target_ids=None):

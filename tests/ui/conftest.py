@@ -1,8 +1,4 @@
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
-
+"""Fixtures for the GUI tests: a private settings file, a Session, panels built on it."""
 import pytest
 
 
@@ -19,3 +15,31 @@ def session(qtbot):
     s = Session(trace_delay_ms=10)
     yield s
     s.shutdown()
+
+
+@pytest.fixture
+def make_panel(qtbot, session):
+    """A function (panel class, size=None) -> a panel of that class on the shared
+    ``session``, owned by qtbot; given a (width, height) it is resized to it and shown."""
+    def build(cls, size=None):
+        panel = cls(session)
+        qtbot.addWidget(panel)
+        if size is not None:
+            panel.resize(*size)
+            panel.show()
+        return panel
+
+    return build
+
+
+def _load_and_wait(qtbot, session, folder, timeout=30000):
+    """Load a model through the worker and wait until the session has it."""
+    with qtbot.waitSignal(session.model_changed, timeout=timeout):
+        session.load_model(str(folder))
+    return session.card
+
+
+@pytest.fixture
+def load_and_wait():
+    """The function (qtbot, session, folder, timeout=30000) -> card: loads through the worker."""
+    return _load_and_wait

@@ -1,7 +1,6 @@
 """The Layers & attention panel, driven like a user would, offscreen."""
 import numpy as np
-import pytest
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPointF
 
 from lab.ui.panels.attention import LESSONS, AttentionPanel
 from lab.ui.session import Session

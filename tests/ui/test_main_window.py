@@ -3,7 +3,6 @@ from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QDockWidget
 
-from conftest_helpers import load_and_wait
 from lab.ui.panels.base import panel_classes
 
 
@@ -69,7 +68,7 @@ def test_layout_and_geometry_persist(qtbot):
     win2.close()
 
 
-def test_status_bar_shows_the_model_and_settings_remember_it(qtbot, tiny_gpt2):
+def test_status_bar_shows_the_model_and_settings_remember_it(qtbot, tiny_gpt2, load_and_wait):
     from lab.ui import settings as lab_settings
 
     win = make_window(qtbot)
@@ -80,7 +79,7 @@ def test_status_bar_shows_the_model_and_settings_remember_it(qtbot, tiny_gpt2):
     win.close()
 
 
-def test_model_panel_shows_the_card_and_errors_inline(qtbot, tiny_t5, tmp_path):
+def test_model_panel_shows_the_card_and_errors_inline(qtbot, tiny_t5, tmp_path, load_and_wait):
     win = make_window(qtbot)
     panel = win.panels["model"]
     load_and_wait(qtbot, win.session, tiny_t5)
@@ -123,7 +122,7 @@ def test_dropping_a_folder_loads_it(qtbot, tiny_bert):
     win.close()
 
 
-def test_prompt_panel_recent_prompts_and_empty_note(qtbot, tiny_gpt2):
+def test_prompt_panel_recent_prompts_and_empty_note(qtbot, tiny_gpt2, load_and_wait):
     win = make_window(qtbot)
     load_and_wait(qtbot, win.session, tiny_gpt2)
     prompt = win.panels["prompt"]

@@ -11,12 +11,8 @@ WAIT = 240_000   # ms: an export of a tiny model takes seconds, more on a busy m
 
 
 @pytest.fixture
-def panel(qtbot, session):
-    p = PrecisionPanel(session)
-    qtbot.addWidget(p)
-    p.resize(1400, 420)
-    p.show()
-    return p
+def panel(make_panel):
+    return make_panel(PrecisionPanel, (1400, 420))
 
 
 def load(qtbot, session, folder):

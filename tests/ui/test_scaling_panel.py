@@ -3,19 +3,14 @@ import math
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
 
 from lab.core import scaling as sc
 from lab.ui.panels.scaling import ScalingPanel
 
 
 @pytest.fixture
-def panel(qtbot, session):
-    p = ScalingPanel(session)
-    qtbot.addWidget(p)
-    p.resize(1200, 800)
-    p.show()
-    return p
+def panel(make_panel):
+    return make_panel(ScalingPanel, (1200, 800))
 
 
 def choose_law(panel, key):

@@ -1,12 +1,11 @@
 """Tokens & embeddings panel, driven the way a user would (offscreen)."""
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QImage
 
-from conftest_helpers import load_and_wait
 from lab.core import embeddings as E
-from lab.core import models, tokens
+from lab.core import tokens
 from lab.ui.panels.tokens import VIEWS, TokensPanel
 from lab.ui.widgets.token_chips import MAX_CHIPS
 
@@ -14,12 +13,8 @@ TEXT = "I sat on the river bank 🙂 שלום"
 
 
 @pytest.fixture
-def panel(qtbot, session):
-    p = TokensPanel(session)
-    qtbot.addWidget(p)
-    p.resize(460, 760)
-    p.show()
-    return p
+def panel(make_panel):
+    return make_panel(TokensPanel, (460, 760))
 
 
 def ready(qtbot, panel, session, text, timeout=20000):
@@ -39,7 +34,7 @@ def test_docked_as_a_wide_tab_beside_the_attention_panel(qtbot):
     win.close()
 
 
-def test_chips_show_the_tokenizers_tokens_and_counts(qtbot, session, panel, tiny_gpt2):
+def test_chips_show_the_tokenizers_tokens_and_counts(qtbot, session, panel, tiny_gpt2, load_and_wait):
     load_and_wait(qtbot, session, tiny_gpt2)
     ready(qtbot, panel, session, TEXT)
     tok, _ = tokens.load_tokenizer(str(tiny_gpt2))
@@ -55,7 +50,7 @@ def test_chips_show_the_tokenizers_tokens_and_counts(qtbot, session, panel, tiny
     assert panel.selftest_ready()
 
 
-def test_hovering_a_chip_highlights_its_characters(qtbot, session, panel, tiny_gpt2):
+def test_hovering_a_chip_highlights_its_characters(qtbot, session, panel, tiny_gpt2, load_and_wait):
     load_and_wait(qtbot, session, tiny_gpt2)
     ready(qtbot, panel, session, TEXT)
     tz = panel.tz
@@ -68,14 +63,15 @@ def test_hovering_a_chip_highlights_its_characters(qtbot, session, panel, tiny_g
         assert panel.source.highlighted_text() == tz.span_text(i)
 
 
-def test_clicking_a_chip_selects_the_token_and_shows_its_neighbours(qtbot, session, panel, tiny_gpt2):
+def test_clicking_a_chip_selects_the_token_and_shows_its_neighbours(qtbot, session, panel, tiny_gpt2, load_and_wait,
+                                                                    loaded):
     load_and_wait(qtbot, session, tiny_gpt2)
     ready(qtbot, panel, session, TEXT)
     i = next(k for k in range(panel.tz.count) if panel.tz.span_text(k) == " bank")
     qtbot.mouseClick(panel.chips, Qt.LeftButton, pos=panel.chips.chip_rect(i).center())
     assert session.selection.token == i
     qtbot.waitUntil(lambda: panel.neigh and panel.neigh[0].token_id == panel.tz.ids[i], timeout=10000)
-    lm = models.load(str(tiny_gpt2))
+    lm = loaded("gpt2")
     want = E.neighbours(lm, panel.tz.ids[i], 10)
     shown = [int(panel.neigh_in.item(r, 2).text()) for r in range(panel.neigh_in.rowCount())]
     assert shown == [n.id for n in want.items]
@@ -85,7 +81,7 @@ def test_clicking_a_chip_selects_the_token_and_shows_its_neighbours(qtbot, sessi
     assert panel.chips.selected == 2
 
 
-def test_untied_model_shows_output_neighbours_and_rope(qtbot, session, panel, tiny_llama):
+def test_untied_model_shows_output_neighbours_and_rope(qtbot, session, panel, tiny_llama, load_and_wait):
     load_and_wait(qtbot, session, tiny_llama)
     ready(qtbot, panel, session, "the river bank")
     assert len(panel.neigh) == 2 and panel.neigh[1].which == "output"
@@ -94,7 +90,7 @@ def test_untied_model_shows_output_neighbours_and_rope(qtbot, session, panel, ti
     assert panel.positions.kind == "rope" and "RoPE" in panel.pos_source.text()
 
 
-def test_readable_toggle_replaces_markers(qtbot, session, panel, tiny_gpt2):
+def test_readable_toggle_replaces_markers(qtbot, session, panel, tiny_gpt2, load_and_wait):
     load_and_wait(qtbot, session, tiny_gpt2)
     ready(qtbot, panel, session, "the river bank\nok")
     assert any(lab.startswith("Ġ") for lab in panel.chips._labels)
@@ -103,7 +99,7 @@ def test_readable_toggle_replaces_markers(qtbot, session, panel, tiny_gpt2):
     assert "↵" in panel.chips._labels
 
 
-def test_context_window_warning(qtbot, session, panel, tiny_gpt2):
+def test_context_window_warning(qtbot, session, panel, tiny_gpt2, load_and_wait):
     load_and_wait(qtbot, session, tiny_gpt2)
     ready(qtbot, panel, session, "the river bank " * 40)
     assert panel.tz.count > 64
@@ -112,7 +108,7 @@ def test_context_window_warning(qtbot, session, panel, tiny_gpt2):
 
 @pytest.mark.parametrize("text", ["", "   \n\t ", "a\x00b\x07c\x1b", "e\u0301 👩‍👩‍👧 naïve", "שלום עולם مرحبا"],
                          ids=["empty", "whitespace", "control", "emoji-combining", "rtl"])
-def test_bad_inputs_render_with_correct_spans(qtbot, session, panel, tiny_bert, text):
+def test_bad_inputs_render_with_correct_spans(qtbot, session, panel, tiny_bert, text, load_and_wait):
     load_and_wait(qtbot, session, tiny_bert)
     session.set_prompt(text)
     qtbot.waitUntil(lambda: panel.tz is not None and panel.tz.text == text and not session.busy, timeout=20000)
@@ -126,7 +122,7 @@ def test_bad_inputs_render_with_correct_spans(qtbot, session, panel, tiny_bert, 
     assert not img.isNull()
 
 
-def test_one_megabyte_paste_stays_responsive(qtbot, session, panel, tiny_bert):
+def test_one_megabyte_paste_stays_responsive(qtbot, session, panel, tiny_bert, load_and_wait):
     load_and_wait(qtbot, session, tiny_bert)
     unit = "The teacher taught the students. naïve 🙂 שלום\n"
     text = unit * (1_000_000 // len(unit.encode()) + 1)
@@ -139,7 +135,7 @@ def test_one_megabyte_paste_stays_responsive(qtbot, session, panel, tiny_bert):
     assert panel.embed_view.values.shape[0] == 512
 
 
-def test_typing_fast_shows_the_last_text(qtbot, session, panel, tiny_gpt2):
+def test_typing_fast_shows_the_last_text(qtbot, session, panel, tiny_gpt2, load_and_wait):
     load_and_wait(qtbot, session, tiny_gpt2)
     for k in range(1, 14):
         session.set_prompt("the river bank"[:k])
@@ -147,7 +143,7 @@ def test_typing_fast_shows_the_last_text(qtbot, session, panel, tiny_gpt2):
                     timeout=10000)
 
 
-def test_compare_two_tokenizers(qtbot, session, panel, tiny_gpt2, tiny_bert):
+def test_compare_two_tokenizers(qtbot, session, panel, tiny_gpt2, tiny_bert, load_and_wait):
     load_and_wait(qtbot, session, tiny_gpt2)
     ready(qtbot, panel, session, "I sat on the river bank")
     panel.run_compare(str(tiny_bert))
@@ -161,12 +157,12 @@ def test_compare_two_tokenizers(qtbot, session, panel, tiny_gpt2, tiny_bert):
     qtbot.waitUntil(lambda: "does not exist" in panel.compare_counts.text(), timeout=10000)
 
 
-def test_bank_preset_plots_one_cosine_per_layer(qtbot, session, panel, tiny_gpt2):
+def test_bank_preset_plots_one_cosine_per_layer(qtbot, session, panel, tiny_gpt2, load_and_wait, loaded):
     load_and_wait(qtbot, session, tiny_gpt2)
     ready(qtbot, panel, session, "dog bites man")
     panel.tabs.setCurrentIndex(VIEWS.index("context"))
     qtbot.waitUntil(lambda: panel.context_result is not None, timeout=10000)
-    lm = models.load(str(tiny_gpt2))
+    lm = loaded("gpt2")
     want = E.context_similarity(lm, *E.BANK_PRESET)
     np.testing.assert_allclose(panel.ctx_view.values, want.cosine, rtol=1e-5)
     panel.ctx_word_b.setText("money")
@@ -174,7 +170,7 @@ def test_bank_preset_plots_one_cosine_per_layer(qtbot, session, panel, tiny_gpt2
     qtbot.waitUntil(lambda: "does not occur" in panel.ctx_note.text(), timeout=10000)
 
 
-def test_every_view_exports_png_and_csv(qtbot, session, panel, tiny_gpt2, tiny_t5, tmp_path):
+def test_every_view_exports_png_and_csv(qtbot, session, panel, tiny_gpt2, tiny_t5, tmp_path, load_and_wait):
     load_and_wait(qtbot, session, tiny_gpt2)
     ready(qtbot, panel, session, "I sat on the river bank")
     panel.run_compare(str(tiny_t5))

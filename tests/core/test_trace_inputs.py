@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from lab.core import models, trace
+from lab.core import trace
 from lab.core.errors import InputError
 
 AWKWARD = [
@@ -15,8 +15,8 @@ AWKWARD = [
 
 
 @pytest.fixture(scope="module", params=["gpt2", "bert", "t5"])
-def lm(request, tiny_model_dir):
-    return models.load(str(tiny_model_dir(request.param)))
+def lm(request, loaded):
+    return loaded(request.param)
 
 
 @pytest.mark.parametrize("text", AWKWARD)
@@ -34,17 +34,17 @@ def test_empty_prompt_is_refused(lm):
         trace.capture(lm, "")
 
 
-def test_too_long_prompt_is_truncated_with_a_warning(tiny_gpt2):
-    lm = models.load(str(tiny_gpt2))
+def test_too_long_prompt_is_truncated_with_a_warning(loaded):
+    lm = loaded("gpt2")
     tr = trace.capture(lm, "word " * 500)
     assert len(tr.tokens) == lm.card.context
     assert any("only the first" in w for w in tr.warnings)
 
 
-def test_stacks_per_kind(tiny_model_dir):
+def test_stacks_per_kind(loaded):
     expect = {"gpt2": ["self"], "bert": ["self"], "t5": ["encoder", "decoder", "cross"]}
     for kind, stacks in expect.items():
-        tr = trace.capture(models.load(str(tiny_model_dir(kind))), "The teacher taught the students.")
+        tr = trace.capture(loaded(kind), "The teacher taught the students.")
         assert tr.stacks == stacks
         for s in stacks:
             L, H, Q, K = tr.attentions[s].shape

