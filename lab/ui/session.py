@@ -45,6 +45,7 @@ class Session(QObject):
         self._callbacks: dict[int, tuple[Callable, Optional[Callable]]] = {}
         self._latest: dict[str, int] = {}
         self._running: dict[int, Task] = {}
+        self._quiet: set[int] = set()           # ids of quiet tasks (see request)
         self._worker = ModelWorker()
         self._thread = WorkerThread(self._worker)
         self._submit.connect(self._worker.run_task, Qt.QueuedConnection)
@@ -61,10 +62,16 @@ class Session(QObject):
     # --- requests -----------------------------------------------------------------
     def request(self, channel: str, fn: Callable, on_done: Callable[[Any], None],
                 on_error: Optional[Callable[[str], None]] = None, *, label: str = "",
-                needs_model: bool = True, coalesce: bool = True, replaces_model: bool = False) -> Task:
-        """Run ``fn(loaded_model, job)`` on the worker; ``on_done(result)`` on the GUI thread."""
+                needs_model: bool = True, coalesce: bool = True, replaces_model: bool = False,
+                quiet: bool = False) -> Task:
+        """Run ``fn(loaded_model, job)`` on the worker; ``on_done(result)`` on the GUI thread.
+
+        A ``quiet`` task (a status poll, a device list) does not make the session busy:
+        no progress bar, no Cancel button, nothing for selftest or a lesson to wait on."""
         task = Task(channel=channel, fn=fn, label=label or channel, needs_model=needs_model,
                     coalesce=coalesce, replaces_model=replaces_model)
+        if quiet:
+            self._quiet.add(task.id)
         self._latest[channel] = task.id
         self._worker.note_latest(channel, task.id)
         self._callbacks[task.id] = (on_done, on_error)
@@ -79,20 +86,24 @@ class Session(QObject):
 
     @property
     def busy(self) -> bool:
-        return bool(self._running)
+        return any(task_id not in self._quiet for task_id in self._running)
 
     @Slot(int, str, str)
     def _on_started(self, task_id: int, channel: str, label: str) -> None:
-        self.busy_changed.emit(True, label)
+        if task_id not in self._quiet:
+            self.busy_changed.emit(True, label)
 
     @Slot(int, float, str)
     def _on_progress(self, task_id: int, fraction: float, stage: str) -> None:
-        self.progress.emit(fraction, stage)
+        if task_id not in self._quiet:
+            self.progress.emit(fraction, stage)
 
     def _finish(self, task_id: int):
+        was_busy = self.busy
         self._running.pop(task_id, None)
+        self._quiet.discard(task_id)
         cbs = self._callbacks.pop(task_id, None)
-        if not self._running:
+        if was_busy and not self.busy:
             self.busy_changed.emit(False, "")
         return cbs
 

@@ -36,7 +36,7 @@ def lesson_actions(win):
 
 
 def test_menu_lists_lessons_and_disables_bad_ones_with_the_reason(window, monkeypatch):
-    from lab.ui.lessons import user_lessons_dir
+    from lab.ui.settings import user_lessons_dir
 
     mine = user_lessons_dir()
     mine.mkdir(parents=True)
@@ -127,7 +127,7 @@ def test_missing_panel_settings_are_reported_not_fatal(window, qtbot, tmp_path, 
 
 
 def test_presenter_fonts_contrast_and_reset(window, qtbot):
-    from lab.ui import lessons as wl
+    from lab.ui import workshop as wl
     from lab.ui import settings as lab_settings
 
     app = QApplication.instance()
@@ -148,7 +148,7 @@ def test_presenter_fonts_contrast_and_reset(window, qtbot):
 
 
 def test_export_writes_a_page_with_views_and_settings(window, qtbot, tmp_path):
-    from lab.ui import lessons as wl
+    from lab.ui import workshop as wl
 
     window.session.load_model("zoo:bard-gpt")
     qtbot.waitUntil(lambda: window.session.card is not None, timeout=60000)
@@ -167,7 +167,7 @@ def test_export_writes_a_page_with_views_and_settings(window, qtbot, tmp_path):
 
 
 def test_export_to_an_unwritable_place_says_so_and_leaves_nothing(window, qtbot, tmp_path, monkeypatch):
-    from lab.ui import lessons as wl
+    from lab.ui import workshop as wl
 
     shown = []
     a_file = tmp_path / "not-a-folder"
