@@ -5,10 +5,11 @@ write back only selections, which the session broadcasts so the views stay linke
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer, Signal, Slot
 
 from lab.ui.worker import ModelWorker, Task, WorkerThread
 
@@ -56,6 +57,13 @@ class Session(QObject):
         self._worker.model_replaced.connect(self._on_model_replaced)
         self._worker.skipped.connect(lambda task_id, channel: self._finish(task_id))
         self._thread.start()
+        # Qt aborts the process when a running QThread is destroyed. Whatever ends this
+        # session (close, the event loop ending, garbage collection, interpreter exit),
+        # its worker thread is stopped first.
+        self._stop_thread = weakref.finalize(self, WorkerThread.stop, self._thread)
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
         self._trace_timer = QTimer(self, singleShot=True, interval=trace_delay_ms)
         self._trace_timer.timeout.connect(self.capture)
 
@@ -204,5 +212,11 @@ class Session(QObject):
             self.selection_changed.emit(new)
 
     def shutdown(self) -> None:
+        """Cancel every job, stop the worker thread, and drop the callbacks of jobs still
+        queued (they hold panels, which may be gone when a late result would arrive)."""
         self.cancel()
-        self._thread.stop()
+        self._trace_timer.stop()
+        self._stop_thread()
+        self._callbacks.clear()
+        self._running.clear()
+        self._quiet.clear()
