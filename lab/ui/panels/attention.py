@@ -19,7 +19,7 @@ import numpy as np
 from PySide6.QtCore import QSize
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QMenu,
-                               QScrollArea, QSpinBox, QTabWidget, QToolButton, QVBoxLayout, QWidget)
+                               QSpinBox, QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
 from lab.core import trace as core_trace
 from lab.core.resources import resource
@@ -28,7 +28,8 @@ from lab.ui.panels.base import Panel
 from lab.ui.widgets.attention_views import EntropyPlot, LensPage, LinesPage, ModelView
 from lab.ui.widgets.heatmap import Heatmap
 
-# Above this many stored values, thumbnails and aggregates are computed on the worker.
+# Above this many stored values, aggregates are computed on the worker (numpy is fine
+# on the GUI thread below it; thumbnails and entropies use torch, so always the worker).
 GUI_THREAD_LIMIT = 20_000_000
 
 
@@ -433,9 +434,8 @@ class AttentionPanel(Panel):
                              label=f"computing {what.split(':')[0]}", needs_model=False)
 
     def _draw_model(self, tr, sel) -> None:
-        a = tr.attentions[sel.stack]
-        heavy = (tr.is_resident(sel.stack) or _size(a) > GUI_THREAD_LIMIT) \
-            and f"{sel.stack}@{core_trace.THUMB_SIZE}" not in tr.thumbs
+        # Thumbnails pool with torch: on the worker, unless the trace has them already.
+        heavy = f"{sel.stack}@{core_trace.THUMB_SIZE}" not in tr.thumbs
 
         def draw(th):
             self.model_view.set_thumbs(th)
@@ -465,8 +465,7 @@ class AttentionPanel(Panel):
 
             self._compute(f"agg:{sel.stack}:{sel.layer}:{how}", lambda: tr.aggregate(sel.stack, sel.layer, how),
                           draw, heavy)
-        ent_heavy = (tr.is_resident(sel.stack) or _size(tr.attentions[sel.stack]) > GUI_THREAD_LIMIT) \
-            and sel.stack not in tr.entropies
+        ent_heavy = sel.stack not in tr.entropies      # computed with torch: on the worker
         self._compute(f"entropy:{sel.stack}", lambda: tr.entropy(sel.stack), lambda e: self._draw_entropy(tr, sel, e),
                       ent_heavy)
 
