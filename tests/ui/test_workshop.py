@@ -154,6 +154,8 @@ def test_export_writes_a_page_with_views_and_settings(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.session.card is not None, timeout=60000)
     window.session.set_prompt("The teacher taught", immediate=True)
     qtbot.waitUntil(lambda: window.session.trace is not None and not window.session.busy, timeout=60000)
+    tree = window.panels["decoding"].tree
+    qtbot.waitUntil(lambda: tree.topLevelItemCount() > 0 and not window.session.busy, timeout=60000)
     out = wl.export_to(window, tmp_path / "exports")
     assert out is not None and out.parent == tmp_path / "exports"
     assert sorted(p.name for p in out.parent.iterdir()) == [out.name]   # no temporary left
@@ -164,6 +166,10 @@ def test_export_writes_a_page_with_views_and_settings(window, qtbot, tmp_path):
     for title, name in data["images"].items():
         assert (out / name).stat().st_size > 1000 and f"src='{name}'" in page
     assert "window.png" in data["images"].values() and "attention.png" in data["images"].values()
+    # the decoding panel's export_data(): its tree, rendered as a list on the page
+    assert data["decode_tree"]["text"] == tree.topLevelItem(0).text(0) and "<h2>Decode tree</h2>" in page
+    assert data["panels"]["lessons"] == {"lesson": None}                 # a panel's lesson_state()
+    assert "Session exported to" in window.panels["lessons"].status.text()
 
 
 def test_export_to_an_unwritable_place_says_so_and_leaves_nothing(window, qtbot, tmp_path, monkeypatch):

@@ -234,8 +234,8 @@ class AttentionPanel(Panel):
         self.note.setToolTip("\n".join(notes))
         # the session emits selection_changed right after, which draws
 
-    def on_selection_changed(self, sel) -> None:
-        tr = self.trace
+    def on_selection_changed(self, selection) -> None:
+        tr, sel = self.trace, selection
         if tr is None or sel.stack not in tr.attentions:
             return
         if self._pending_focus is not None and self._pending_focus[0] == tr.text:
