@@ -3,9 +3,11 @@
 Views: Model (thumbnails of every layer x head), Head (one heatmap, row = query,
 column = key), Lines (two token columns, line opacity = weight), Aggregates (mean / max
 over heads, rollout, per-head entropy, grouped-query heads), Logit lens. The numbers come
-from ``lab.core.trace``; anything heavy (a head kept on the GPU, rollout, thumbnails of a
-long input, the lens, which needs the model) runs on the worker through
-``session.request``, so the window never freezes.
+from ``lab.core.trace``; anything heavy or done with torch (a head kept on the GPU, rollout,
+thumbnails, entropies, the lens, which needs the model) runs on the worker through
+``session.request``, so the window never freezes. The views themselves are in
+lab.ui.widgets.attention_views; this module (a little over 500 lines) wires five of them
+to the selection and to their worker requests.
 """
 from __future__ import annotations
 
@@ -17,7 +19,6 @@ from typing import Callable, Optional
 
 import numpy as np
 from PySide6.QtCore import QSize
-from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QMenu,
                                QSpinBox, QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
@@ -25,8 +26,9 @@ from lab.core import trace as core_trace
 from lab.core.resources import resource
 from lab.core.trace import STACK_LABELS, display_tokens, hide_first_token
 from lab.ui.panels.base import Panel
-from lab.ui.widgets.attention_views import EntropyPlot, LensPage, LinesPage, ModelView
+from lab.ui.widgets.attention_views import AggregatesPage, LensPage, LinesPage, ModelView
 from lab.ui.widgets.heatmap import Heatmap
+from lab.ui.widgets.view_export import save_view
 
 # Above this many stored values, aggregates are computed on the worker (numpy is fine
 # on the GUI thread below it; thumbnails and entropies use torch, so always the worker).
@@ -156,31 +158,12 @@ class AttentionPanel(Panel):
         self.lines_view.picked.connect(self._row_picked)
         self.lines_all.toggled.connect(self._redraw)
 
-        agg_page = QWidget()
-        ap = QVBoxLayout(agg_page)
-        ap.setContentsMargins(0, 0, 0, 0)
-        agg_row = QHBoxLayout()
-        self.agg_kind = QComboBox()
-        self.agg_kind.addItem("Mean over heads", "mean")
-        self.agg_kind.addItem("Max over heads", "max")
-        self.agg_kind.addItem("Rollout up to this layer", "rollout")
-        self.agg_kind.setToolTip("Rollout (Abnar & Zuidema 2020): multiply the head-averaged attention "
-                                 "(plus the residual, 0.5·I) through the layers")
+        self.agg_page = AggregatesPage()
+        self.agg_kind, self.agg_view = self.agg_page.kind, self.agg_page.view
+        self.entropy_plot, self.gqa_label = self.agg_page.entropy, self.agg_page.gqa
         self.agg_kind.currentIndexChanged.connect(self._redraw)
-        agg_row.addWidget(QLabel("Aggregate:"))
-        agg_row.addWidget(self.agg_kind)
-        agg_row.addStretch(1)
-        ap.addLayout(agg_row)
-        self.agg_view = Heatmap()
         self.agg_view.clicked.connect(lambda r, c: self._row_picked(r))
-        ap.addWidget(self.agg_view, 2)
-        self.entropy_plot = EntropyPlot()
         self.entropy_plot.head_clicked.connect(lambda head: self._select(head=head))
-        ap.addWidget(self.entropy_plot, 1)
-        self.gqa_label = QLabel()
-        self.gqa_label.setWordWrap(True)
-        ap.addWidget(self.gqa_label)
-        self.agg_page = agg_page
 
         self.lens_page = LensPage()
         self.lens_title, self.lens_table = self.lens_page.title, self.lens_page.table
@@ -477,15 +460,7 @@ class AttentionPanel(Panel):
             uniform = float(np.mean(np.log(np.arange(1, q + 1))))
         else:
             uniform = float(np.log(k))
-        self.entropy_plot.set_entropy(ent[sel.layer], groups, sel.head, uniform, sel.layer)
-        kv = tr.kv_heads.get(sel.stack, H)
-        if len(groups) < H:
-            parts = ", ".join(f"kv {g}: heads {hs[0]}–{hs[-1]}" for g, hs in enumerate(groups))
-            self.gqa_label.setText(f"Grouped-query attention: {H} query heads share {kv} key/value heads "
-                                   f"({parts}); bars are coloured by group.")
-        else:
-            self.gqa_label.setText(f"Every one of the {H} heads has its own keys and values "
-                                   "(no grouped-query attention).")
+        self.agg_page.set_entropy(ent[sel.layer], groups, sel.head, uniform, sel.layer, tr.kv_heads.get(sel.stack, H))
 
     def _draw_lens(self, tr, sel) -> None:
         stack = "decoder" if tr.kind == "encoder-decoder" else "self"
@@ -522,33 +497,13 @@ class AttentionPanel(Panel):
 
     def export_view(self, path: str | Path, fmt: Optional[str] = None) -> str:
         """Save the current view as PNG or SVG (by ``fmt`` or the file's suffix)."""
-        path = Path(path)
-        fmt = (fmt or path.suffix.lstrip(".") or "png").lower()
-        if path.suffix.lower() != f".{fmt}":
-            path = path.with_name(path.name + f".{fmt}")
         widget = self.current_view_widget()
-        if fmt == "png":
-            ok = widget.grab().save(str(path), "PNG")
-        elif fmt == "svg":
-            from PySide6.QtSvg import QSvgGenerator
-
-            gen = QSvgGenerator()
-            gen.setFileName(str(path))
-            gen.setSize(widget.size())
-            gen.setViewBox(widget.rect())
-            gen.setTitle(f"{self.title}: {self.tabs.tabText(self.tabs.currentIndex())}")
-            painter = QPainter(gen)
-            if widget is self.lines_page:
-                self.lines_view.paint(painter)
-            else:
-                widget.render(painter)
-            ok = painter.end()
-        else:
-            raise ValueError(fmt)
-        if not ok or not path.exists():
+        saved = save_view(widget, path, fmt, title=f"{self.title}: {self.tabs.tabText(self.tabs.currentIndex())}",
+                          paint=self.lines_view.paint if widget is self.lines_page else None)
+        if saved is None:
             self.session.error.emit(f"Could not write {path}.")
             return ""
-        return str(path)
+        return str(saved)
 
     def export_npz(self, path: str | Path) -> str:
         if self.trace is None:

@@ -1,5 +1,6 @@
-"""Views of the Layers & attention panel: the model mosaic, the lines view, the per-head
-entropy bars and the logit-lens table. They draw what they are given and know no panel."""
+"""Views of the Layers & attention panel: the model mosaic, the lines view, the aggregates
+with the per-head entropy bars, and the logit-lens table. They draw what they are given
+and know no panel."""
 from __future__ import annotations
 
 import math
@@ -10,11 +11,11 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPen
-from PySide6.QtWidgets import (QCheckBox, QHeaderView, QLabel, QScrollArea, QSizePolicy, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel, QScrollArea, QSizePolicy,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from lab.core.trace import display_token
-from lab.ui.widgets.heatmap import attention_colormap, attention_lut, token_plot
+from lab.ui.widgets.heatmap import Heatmap, attention_colormap, attention_lut, token_plot
 
 # The lines view draws every query's lines up to this many tokens (else the selected one).
 LINES_ALL_LIMIT = 96
@@ -303,3 +304,43 @@ class LinesPage(QWidget):
         self.all.setText(f"All query tokens (up to {LINES_ALL_LIMIT})" if matrix.shape[0] > LINES_ALL_LIMIT
                          else "All query tokens")
         self.view.set_data(matrix, left, right, row, self.all.isChecked())
+
+
+class AggregatesPage(QWidget):
+    """Mean / max over heads or rollout (a heatmap), and the per-head entropy bars."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        self.kind = QComboBox()
+        self.kind.addItem("Mean over heads", "mean")
+        self.kind.addItem("Max over heads", "max")
+        self.kind.addItem("Rollout up to this layer", "rollout")
+        self.kind.setToolTip("Rollout (Abnar & Zuidema 2020): multiply the head-averaged attention "
+                             "(plus the residual, 0.5·I) through the layers")
+        row.addWidget(QLabel("Aggregate:"))
+        row.addWidget(self.kind)
+        row.addStretch(1)
+        lay.addLayout(row)
+        self.view = Heatmap()
+        lay.addWidget(self.view, 2)
+        self.entropy = EntropyPlot()
+        lay.addWidget(self.entropy, 1)
+        self.gqa = QLabel()
+        self.gqa.setWordWrap(True)
+        lay.addWidget(self.gqa)
+
+    def set_entropy(self, values: np.ndarray, groups: list[list[int]], selected: int, uniform: float,
+                    layer: int, kv_heads: int) -> None:
+        """The entropy bars of one layer, and what the grouping of key/value heads is."""
+        self.entropy.set_entropy(values, groups, selected, uniform, layer)
+        H = len(values)
+        if len(groups) < H:
+            parts = ", ".join(f"kv {g}: heads {hs[0]}–{hs[-1]}" for g, hs in enumerate(groups))
+            self.gqa.setText(f"Grouped-query attention: {H} query heads share {kv_heads} key/value heads "
+                             f"({parts}); bars are coloured by group.")
+        else:
+            self.gqa.setText(f"Every one of the {H} heads has its own keys and values "
+                             "(no grouped-query attention).")
