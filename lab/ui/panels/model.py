@@ -144,6 +144,7 @@ class ModelPanel(Panel):
                                      else "(no models in the local cache)", ""])
             empty.setDisabled(True)
             self.cache.addChild(empty)
+        self.tree.resizeColumnToContents(0)
 
     def add_folder(self, path: str) -> QTreeWidgetItem:
         for i in range(self.folders.childCount()):
