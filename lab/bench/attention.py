@@ -196,7 +196,7 @@ def _ui_figures(app, tr, labels, mask, n: int, repeat: int):
     import numpy as np
     import pyqtgraph as pg
 
-    from lab.ui.panels.attention import ModelView
+    from lab.ui.widgets.attention_views import ModelView
     from lab.ui.widgets.heatmap import Heatmap
 
     figures = []

@@ -79,9 +79,7 @@ def run(args) -> int:
     not_ready = [pid for pid, p in win.panels.items() if not p.selftest_ready()]
     files, problems = [], []
     for pid, panel in win.panels.items():
-        holder = win.docks.get(pid) or win.strips.get(pid)
-        holder.show()
-        holder.raise_()
+        win.show_panel(pid)
         _wait(app, lambda: False, 0.15)
         img = panel.grab().toImage()
         path = out / f"{pid}.png"

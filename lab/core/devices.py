@@ -5,7 +5,7 @@ Every function imports torch lazily: importing this module is cheap.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Iterator, Optional
 
 from lab.core.errors import DeviceError, InputError
 
@@ -34,9 +34,9 @@ def available_devices() -> list[str]:
 
 
 def device_label(dev: str) -> str:
-    import torch
-
     if dev.startswith("cuda"):
+        import torch
+
         try:
             i = int(dev.split(":")[1]) if ":" in dev else 0
             props = torch.cuda.get_device_properties(i)
@@ -46,11 +46,12 @@ def device_label(dev: str) -> str:
     return {"cpu": "cpu — processor", "mps": "mps — Apple GPU"}.get(dev, dev)
 
 
-def choose_device(requested: str, dtype: str) -> tuple[str, list[str]]:
-    """The device to use and notes for the user (fallbacks, slow combinations)."""
+def choose_device(requested: str, dtype: str, available: Optional[list[str]] = None) -> tuple[str, list[str]]:
+    """The device to use and notes for the user (fallbacks, slow combinations).
+    ``available``: the devices already detected (default: detect them now, with torch)."""
     notes = []
     requested = (requested or "cpu").strip().lower()
-    avail = available_devices()
+    avail = available if available is not None else available_devices()
     if requested == "cuda":
         requested = "cuda:0"
     if requested == "auto":

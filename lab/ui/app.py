@@ -47,6 +47,5 @@ def run(model: Optional[str] = None, device: Optional[str] = None, dtype: Option
     QTimer.singleShot(0, lambda: win.load_model(str(ref), device or str(s.value("device", "cpu")),
                                                 dtype or str(s.value("dtype", "fp32"))))
     if prompt:
-        win.session.set_prompt(prompt)
-        win.panels["prompt"]._prompt_from_session(prompt)
+        win.session.set_prompt(prompt)   # the prompt panel follows the session
     return app.exec()

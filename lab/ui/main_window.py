@@ -1,21 +1,30 @@
-"""The main window: docks built from the panel registry, menus, status bar, layouts."""
+"""The main window: docks built from the panel registry, menus, status bar, layouts.
+
+It owns the workshop (a LessonRunner and the Lessons menu) and wires it to the panels;
+it talks to panels through the Panel protocol (lab.ui.panels.base) and, for the two
+panels whose jobs are its own menu items (the Model panel's loading, the Lessons panel's
+runner), through those classes' public methods.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFrame, QLabel, QMainWindow, QMessageBox,
                                QProgressBar, QPushButton, QScrollArea, QToolBar, QWidget)
 
 import lab
 from lab.core import models
+from lab.core.resources import resource
 from lab.ui import settings as lab_settings
 from lab.ui import theme as lab_theme
 from lab.ui.panels.base import Panel, panel_classes
-from lab.ui.panels.model import human_bytes, human_count
+from lab.ui.panels.lessons import LessonsPanel
+from lab.ui.panels.model import ModelPanel, human_bytes, human_count
 from lab.ui.session import Session
+from lab.ui.workshop import LessonRunner, LessonsMenu, large_fonts_on, set_large_fonts
 
 AREAS = {"left": Qt.LeftDockWidgetArea, "right": Qt.RightDockWidgetArea,
          "top": Qt.TopDockWidgetArea, "bottom": Qt.BottomDockWidgetArea}
@@ -74,6 +83,10 @@ class MainWindow(QMainWindow):
         self.panels: dict[str, Panel] = {}
         self.docks: dict[str, QDockWidget] = {}
         self.panel_classes = panel_classes()
+        # the workshop (created in _build_workshop, after the menus)
+        self.lesson_runner: LessonRunner
+        self.lessons_menu: LessonsMenu
+        self.lessons_panel: LessonsPanel
         self.strips: dict[str, QToolBar] = {}
         for cls in self.panel_classes:
             panel = cls(self.session, self)
@@ -97,6 +110,7 @@ class MainWindow(QMainWindow):
             dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable
                              | QDockWidget.DockWidgetClosable)
             self.docks[cls.panel_id] = dock
+        self.model_panel: ModelPanel = self._panel_of(ModelPanel)
         self._default_layout()
         self._default_state = None          # taken at the first show, once sizes are real
         self._restored = False
@@ -107,10 +121,27 @@ class MainWindow(QMainWindow):
         self.session.progress.connect(self._progress)
         self.session.error.connect(self._error)
         self.resize(1400, 900)
-        from lab.ui import lessons as lab_lessons   # workshop mode: Lessons menu, presenter, export
-        lab_lessons.install(self)
+        self._build_workshop()
         if restore:
             self.restore_settings()
+
+    def _panel_of(self, cls: type[Panel]) -> Panel:
+        return next(p for p in self.panels.values() if isinstance(p, cls))
+
+    # --- workshop: lessons, presenter options, export ------------------------------------
+    def _build_workshop(self) -> None:
+        icon = resource("icons", "tvlab.png")
+        if icon.is_file():
+            self.setWindowIcon(QIcon(str(icon)))
+        self.lesson_runner = LessonRunner(self.session, self.panels, show_panel=self.show_panel,
+                                          load_model=self.load_model, parent=self)
+        self.lessons_panel = self._panel_of(LessonsPanel)
+        self.lessons_panel.attach(self.lesson_runner)
+        self.lessons_menu = LessonsMenu(self)
+        mb = self.menuBar()
+        mb.insertMenu(self.help_menu.menuAction(), self.lessons_menu)
+        if large_fonts_on():
+            set_large_fonts(True)
 
     # --- layout ------------------------------------------------------------------------
     def _default_layout(self) -> None:
@@ -161,6 +192,28 @@ class MainWindow(QMainWindow):
                 self._default_sizes()
             self._default_state = self.saveState(STATE_VERSION)
 
+    def show_panel(self, panel_id: str) -> bool:
+        """Show a panel (even one the user closed) and bring it to the front; False if
+        the lab has no such panel."""
+        holder = self.docks.get(panel_id) or self.strips.get(panel_id)
+        if holder is None:
+            return False
+        holder.show()
+        holder.raise_()
+        return True
+
+    def bring_forward(self, panel_id: str) -> bool:
+        """Bring a shown panel to the front of its tab group; False if it is closed."""
+        holder = self.docks.get(panel_id) or self.strips.get(panel_id)
+        if holder is None or holder.isHidden():
+            return False
+        holder.raise_()
+        return True
+
+    def front_docks(self) -> list[str]:
+        """The panels whose docks are in front now (to put them back after an export)."""
+        return [pid for pid, d in self.docks.items() if d.isVisible() and not d.visibleRegion().isEmpty()]
+
     def reset_layout(self) -> None:
         if self._default_state is not None and not self._restored:
             self.restoreState(self._default_state, STATE_VERSION)
@@ -194,7 +247,12 @@ class MainWindow(QMainWindow):
         self.gpu_timer.timeout.connect(self._update_gpu_memory)
 
     def _update_gpu_memory(self) -> None:
-        rows = models.gpu_memory()
+        """Ask the worker (CUDA is not for the GUI thread) and show the answer."""
+        self.session.request("status.gpu_memory", lambda _lm, _job: models.gpu_memory(),
+                             self._show_gpu_memory, lambda _message: None,
+                             label="reading GPU memory", needs_model=False, quiet=True)
+
+    def _show_gpu_memory(self, rows) -> None:
         self.gpu_label.setVisible(bool(rows))
         self.gpu_label.setText("  ".join(
             f"{dev}: {human_bytes(used)} in use, peak {human_bytes(peak)} of {human_bytes(total)}"
@@ -238,7 +296,7 @@ class MainWindow(QMainWindow):
         mb = self.menuBar()
         file_menu = mb.addMenu("&File")
         open_act = QAction("&Open model folder…", self, shortcut=QKeySequence.Open)
-        open_act.triggered.connect(lambda: self.panels["model"].choose_folder())
+        open_act.triggered.connect(lambda: self.model_panel.choose_folder())
         file_menu.addAction(open_act)
         zoo_menu = file_menu.addMenu("Load &bundled model")
         for name in models.zoo_models():
@@ -255,7 +313,7 @@ class MainWindow(QMainWindow):
         analyse = QAction("&Analyse prompt", self, shortcut=QKeySequence("Ctrl+Return"))
         analyse.triggered.connect(lambda: self.panels["prompt"].submit())
         focus = QAction("&Focus prompt", self, shortcut=QKeySequence("Ctrl+L"))
-        focus.triggered.connect(lambda: self.panels["prompt"].edit.setFocus())
+        focus.triggered.connect(lambda: self.panels["prompt"].take_focus())
         cancel = QAction("&Cancel running job", self, shortcut=QKeySequence("Esc"))
         cancel.triggered.connect(lambda: self.session.cancel())
         for a in (analyse, focus, cancel):
@@ -282,7 +340,7 @@ class MainWindow(QMainWindow):
             self.theme_group.addAction(act)
             theme_menu.addAction(act)
 
-        help_menu = mb.addMenu("&Help")
+        help_menu = self.help_menu = mb.addMenu("&Help")
         about = QAction("&About", self)
         about.triggered.connect(lambda: QMessageBox.about(
             self, "Transformer Visual Lab",
@@ -297,7 +355,7 @@ class MainWindow(QMainWindow):
             act.setChecked(act.data() == name)
 
     def load_model(self, ref: str, device: Optional[str] = None, dtype: Optional[str] = None) -> None:
-        self.panels["model"].load_ref(ref, device, dtype)
+        self.model_panel.load_ref(ref, device, dtype)
 
     # --- drag and drop a folder ---------------------------------------------------------
     def dragEnterEvent(self, event):

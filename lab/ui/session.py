@@ -10,10 +10,11 @@ lives in controllers on a lane (lab.ui.controllers), never on a widget.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer, Signal, Slot
 
 from lab.ui.worker import ModelWorker, Task, WorkerThread
 
@@ -76,6 +77,14 @@ class Session(QObject):
         self._compute: Optional[ModelWorker] = None      # the compute lane, made on first use
         self._compute_thread: Optional[WorkerThread] = None
         self._lanes: dict[str, str] = {}                 # controller name -> lane
+        # Qt aborts the process when a running QThread is destroyed. Whatever ends this
+        # session (close, the event loop ending, garbage collection, interpreter exit),
+        # its worker threads are stopped first.
+        self._threads = [self._thread]                   # shared with the finalizer, not self
+        self._stop_threads = weakref.finalize(self, Session._stop_lanes, self._threads)
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
         self._trace_timer = QTimer(self, singleShot=True, interval=trace_delay_ms)
         self._trace_timer.timeout.connect(self.capture)
 
@@ -95,22 +104,26 @@ class Session(QObject):
             self._submit_compute.connect(self._compute.run_task, Qt.QueuedConnection)
             self._connect(self._compute)
             self._compute_thread.start()
+            self._threads.append(self._compute_thread)
         return self._compute, self._submit_compute
 
     # --- requests -----------------------------------------------------------------
     def request(self, channel: str, fn: Callable, on_done: Callable[[Any], None],
                 on_error: Optional[Callable[[str], None]] = None, *, label: str = "",
-                needs_model: bool = True, coalesce: bool = True, replaces_model: bool = False) -> Task:
+                needs_model: bool = True, coalesce: bool = True, replaces_model: bool = False,
+                quiet: bool = False) -> Task:
         """Run ``fn(loaded_model, job)`` on the worker; ``on_done(result)`` on the GUI thread.
 
         ``fn`` must not hold a widget (or any QObject): it runs on the worker thread, and a
-        widget reached from there, or released there, is a crash waiting to happen."""
+        widget reached from there, or released there, is a crash waiting to happen.
+        A ``quiet`` task (a status poll, a device list) does not make the session busy:
+        no progress bar, no Cancel button, nothing for selftest or a lesson to wait on."""
         held = _captured_widget(fn)
         if held is not None:
             raise TypeError(f"a worker function must not hold a {held}: pass plain values, "
                             "or keep the state in a controller (lab.ui.controllers)")
         task = Task(channel=channel, fn=fn, label=label or channel, needs_model=needs_model,
-                    coalesce=coalesce, replaces_model=replaces_model)
+                    coalesce=coalesce, replaces_model=replaces_model, quiet=quiet)
         return self._submit_task(task, "model", on_done, on_error)
 
     def register(self, controller) -> None:
@@ -153,15 +166,21 @@ class Session(QObject):
 
     @property
     def busy(self) -> bool:
-        return bool(self._running)
+        return any(not task.quiet for task in self._running.values())
+
+    def _is_quiet(self, task_id: int) -> bool:
+        task = self._running.get(task_id)
+        return task is not None and task.quiet
 
     @Slot(int, str, str)
     def _on_started(self, task_id: int, channel: str, label: str) -> None:
-        self.busy_changed.emit(True, label)
+        if not self._is_quiet(task_id):
+            self.busy_changed.emit(True, label)
 
     @Slot(int, float, str)
     def _on_progress(self, task_id: int, fraction: float, stage: str) -> None:
-        self.progress.emit(fraction, stage)
+        if not self._is_quiet(task_id):
+            self.progress.emit(fraction, stage)
 
     @Slot(int, str)
     def _on_skipped(self, task_id: int, channel: str) -> None:
@@ -174,9 +193,10 @@ class Session(QObject):
             cbs[1]("Cancelled.")
 
     def _finish(self, task_id: int):
+        was_busy = self.busy
         self._running.pop(task_id, None)
         cbs = self._callbacks.pop(task_id, None)
-        if not self._running:
+        if was_busy and not self.busy:
             self.busy_changed.emit(False, "")
         return cbs
 
@@ -276,9 +296,17 @@ class Session(QObject):
             self.selection = new
             self.selection_changed.emit(new)
 
+    @staticmethod
+    def _stop_lanes(threads: list) -> None:
+        for thread in threads:
+            thread.stop()
+
     def shutdown(self) -> None:
+        """Cancel every job, stop the worker threads, and drop the callbacks of jobs still
+        queued (they hold panels, which may be gone when a late result would arrive)."""
         for task in list(self._running.values()):
             task.job.cancel()
-        self._thread.stop()
-        if self._compute_thread is not None:
-            self._compute_thread.stop()
+        self._trace_timer.stop()
+        self._stop_threads()
+        self._callbacks.clear()
+        self._running.clear()

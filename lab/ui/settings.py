@@ -4,6 +4,7 @@ the program, so a bundle on a read-only disk works. ``TVLAB_SETTINGS_DIR`` moves
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
@@ -30,3 +31,15 @@ def remember_prompt(text: str) -> None:
         return
     items = [text] + [p for p in recent_prompts() if p != text]
     settings().setValue("recent_prompts", items[:MAX_RECENT_PROMPTS])
+
+
+def user_lessons_dir() -> Path:
+    """A workshop leader's own lessons: beside the settings, in the user's config folder."""
+    return Path(settings().fileName()).parent / "lessons"
+
+
+def load_lessons() -> list:
+    """Every lesson: the lab's own, ``TVLAB_LESSONS``, then the user's lessons folder."""
+    from lab.core import lessons as core_lessons
+
+    return core_lessons.load_lessons([user_lessons_dir()])

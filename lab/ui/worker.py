@@ -35,6 +35,7 @@ class Task:
     needs_model: bool = True
     coalesce: bool = True                  # skip if a newer task of the channel is queued
     replaces_model: bool = False           # the result is a LoadedModel that becomes current
+    quiet: bool = False                    # a poll: does not make the session busy
     controller: Optional[str] = None       # or: controllers[controller].<op>(lm, job, **args)
     op: str = ""
     args: dict = field(default_factory=dict)

@@ -2,7 +2,7 @@
 import numpy as np
 from PySide6.QtCore import QPointF
 
-from lab.ui.panels.attention import LESSONS, AttentionPanel
+from lab.ui.panels.attention import AttentionPanel, attention_examples
 from lab.ui.session import Session
 
 SENTENCE = "The teacher taught the students with the book."
@@ -116,7 +116,7 @@ def test_lines_aggregates_and_gqa(qtbot, tiny_llama):
     _idle(qtbot, session)
     np.testing.assert_allclose(np.nan_to_num(panel.agg_view.matrix), tr.aggregate("self", 1, "rollout"), atol=1e-6)
     assert "4 query heads share 2 key/value heads" in panel.gqa_label.text()
-    heights = panel.entropy_bars.opts["height"]
+    heights = panel.entropy_plot.bars.opts["height"]
     np.testing.assert_allclose(heights, tr.entropy("self")[1], atol=1e-6)
     session.shutdown()
 
@@ -152,12 +152,14 @@ def test_seq2seq_stacks_and_target(qtbot, tiny_t5):
     session.shutdown()
 
 
-def test_lesson_preset_sets_prompt_and_focus(qtbot, tiny_gpt2):
+def test_example_sentence_sets_prompt_and_focus(qtbot, tiny_gpt2):
     session, panel = _open(qtbot, tiny_gpt2, prompt=None)
-    i = next(i for i, lesson in enumerate(LESSONS) if lesson[2] == "it")
-    panel.lesson.setCurrentIndex(i + 1)
-    panel.lesson.activated.emit(i + 1)
-    assert session.prompt == LESSONS[i][1]
+    examples = attention_examples()
+    assert len(examples) == 6 and panel.example.itemText(0) == "Example sentences"
+    i = next(i for i, ex in enumerate(examples) if ex.word == "it")
+    panel.example.setCurrentIndex(i + 1)
+    panel.example.activated.emit(i + 1)
+    assert session.prompt == examples[i].text and panel.example.currentIndex() == 0
     qtbot.waitUntil(lambda: session.trace is not None and session.selection.token >= 0, timeout=60000)
     labels = panel.head_view.row_labels
     assert labels[session.selection.token] == "it"
@@ -198,7 +200,7 @@ def test_resident_trace_fetches_heads_on_the_worker(qtbot, tiny_gpt2):
 
 def test_lesson_settings_choose_view_and_options(qtbot, tiny_gpt2):
     session, panel = _open(qtbot, tiny_gpt2)
-    panel.apply_settings({"view": "aggregates", "aggregate": "max", "hide_first": True})
+    panel.apply_lesson({"view": "aggregates", "aggregate": "max", "hide_first": True})
     assert panel.tabs.currentWidget() is panel.agg_page and panel.hide_first.isChecked()
     _idle(qtbot, session)
     raw = session.trace.attentions["self"][0].max(0)

@@ -146,3 +146,21 @@ def test_theme_switch(qtbot):
     win.set_theme("light")
     assert QApplication.instance().palette().color(QPalette.Window).lightness() > 150
     win.close()
+
+
+def test_model_panel_lists_devices_and_the_cache_from_the_worker(qtbot, tmp_path, monkeypatch):
+    from lab.core import models
+    from lab.ui.panels.model import ModelPanel
+    from lab.ui.session import Session
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    session = Session()
+    panel = ModelPanel(session)
+    qtbot.addWidget(panel)
+    assert not session.busy                        # quiet requests: no progress bar, nothing to wait on
+    cache = panel.cache
+    qtbot.waitUntil(lambda: cache.child(0).text(0) == "(no models in the local cache)", timeout=10000)
+    qtbot.waitUntil(lambda: panel.device.count() >= len(models.available_devices()), timeout=10000)
+    assert [panel.device.itemData(i) for i in range(len(panel.devices))] == models.available_devices()
+    assert panel.current_device() == "cpu"
+    session.shutdown()

@@ -3,207 +3,55 @@
 Views: Model (thumbnails of every layer x head), Head (one heatmap, row = query,
 column = key), Lines (two token columns, line opacity = weight), Aggregates (mean / max
 over heads, rollout, per-head entropy, grouped-query heads), Logit lens. The numbers come
-from ``lab.core.trace``; anything heavy (a head kept on the GPU, rollout, thumbnails of a
-long input, the lens, which needs the model) runs on the worker through
-``session.request``, so the window never freezes.
+from ``lab.core.trace``; anything heavy or done with torch (a head kept on the GPU, rollout,
+thumbnails, entropies, the lens, which needs the model) runs on the worker through
+``session.request``, so the window never freezes. The views themselves are in
+lab.ui.widgets.attention_views; this module (a little over 500 lines) wires five of them
+to the selection and to their worker requests.
 """
 from __future__ import annotations
 
-import math
+import json
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPen
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QMenu, QScrollArea, QSizePolicy, QSpinBox,
-                               QTableWidget, QTableWidgetItem, QTabWidget, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtCore import QSize
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QMenu,
+                               QSpinBox, QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
 from lab.core import trace as core_trace
+from lab.core.resources import resource
 from lab.core.trace import STACK_LABELS, display_tokens, hide_first_token
 from lab.ui.panels.base import Panel
-from lab.ui.widgets.heatmap import Heatmap, attention_colormap, attention_lut, token_plot
+from lab.ui.widgets.attention_views import AggregatesPage, LensPage, LinesPage, ModelView
+from lab.ui.widgets.heatmap import Heatmap
+from lab.ui.widgets.view_export import save_view
 
-# The course's sentences: (menu title, text, the word to look from, what to look for).
-LESSONS = [
-    ("“with”: who has the book?", "The teacher taught the students with the book.", "with",
-     "Which word does “with” attend to: “taught” (the teacher used the book) or “students”?"),
-    ("“bank” by the river", "I sat on the river bank and watched the water.", "bank",
-     "Does “bank” look at “river”? Compare with the other “bank” sentence."),
-    ("“bank” with money", "I deposited cash at the bank before noon.", "bank",
-     "Does “bank” look at “cash” and “deposited”?"),
-    ("What is “it”?", "The animal didn't cross the street because it was too tired.", "it",
-     "Which heads send “it” to “animal”?"),
-    ("Word order", "Dog bites man. Man bites dog.", "bites",
-     "Same words, different order: do the two “bites” attend differently?"),
-    ("To be or not to be", "To be, or not to be, that is the question.", "question",
-     "Repeated words: do later “be”s look back at earlier ones?"),
-]
-
-# Above this many stored values, thumbnails and aggregates are computed on the worker.
+# Above this many stored values, aggregates are computed on the worker (numpy is fine
+# on the GUI thread below it; thumbnails and entropies use torch, so always the worker).
 GUI_THREAD_LIMIT = 20_000_000
-# The lines view draws every query's lines up to this many tokens (else the selected one).
-LINES_ALL_LIMIT = 96
-GROUP_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-                "#7f7f7f", "#bcbd22", "#17becf"]
+
+
+@dataclass(frozen=True)
+class Example:
+    """One example sentence: the word to look from, and what to look for."""
+    title: str
+    text: str
+    word: str
+    hint: str
+
+
+def attention_examples() -> list[Example]:
+    """The example sentences (resources/examples/attention.json)."""
+    data = json.loads(resource("examples", "attention.json").read_text(encoding="utf-8"))
+    return [Example(**e) for e in data["examples"]]
 
 
 def _size(a) -> int:
     return int(np.prod(a.shape))
-
-
-# --- model view: a mosaic of thumbnails ------------------------------------------------------
-
-class ModelView(QWidget):
-    """All heads of one stack as one image (layers down, heads across); click one to open it."""
-
-    picked = Signal(int, int)      # layer, head
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.graphics, self.plot, self.left_axis, self.top_axis = token_plot()
-        self.plot.setAspectLocked(False)
-        self.plot.setLabel("left", "layer")
-        self.plot.setLabel("top", "head")
-        self.image = pg.ImageItem(axisOrder="row-major")
-        self.image.setLookupTable(attention_lut())
-        self.image.setLevels((0, 1))
-        self.plot.addItem(self.image)
-        self.marker = pg.QtWidgets.QGraphicsRectItem()
-        self.marker.setPen(pg.mkPen("#e6550d", width=2, cosmetic=True))
-        self.marker.setZValue(10)
-        self.plot.addItem(self.marker)
-        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=attention_colormap(), interactive=False,
-                                        width=12, label="block maximum of weight")
-        self.graphics.addItem(self.colorbar, row=0, col=1)
-        self.caption = QLabel("Each tile is one head (row = query, column = key), shrunk by taking the "
-                              "maximum of each block so sharp heads stay visible. Click a tile to open it.")
-        self.caption.setWordWrap(True)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.graphics, 1)
-        lay.addWidget(self.caption)
-        self.shape = (0, 0)
-        self.graphics.scene().sigMouseClicked.connect(self._clicked)
-
-    def set_thumbs(self, thumbs: np.ndarray) -> None:
-        """thumbs[layer, head, s, t] -> one mosaic with a one-cell gap between tiles."""
-        L, H, s, t = thumbs.shape
-        gap = max(1, s // 12)
-        mosaic = np.full((L * (s + gap) - gap, H * (t + gap) - gap), np.nan, dtype=np.float32)
-        for layer in range(L):
-            for head in range(H):
-                y, x = layer * (s + gap), head * (t + gap)
-                mosaic[y:y + s, x:x + t] = thumbs[layer, head]
-        self.image.setImage(mosaic, autoLevels=False, levels=(0, 1))
-        self.image.setRect(QRectF(0, 0, H, L))
-        self.shape = (L, H)
-        self.left_axis.set_labels([str(i) for i in range(L)])
-        self.top_axis.set_labels([str(i) for i in range(H)])
-        self.plot.getViewBox().setRange(xRange=(0, H), yRange=(0, L), padding=0.01)
-
-    def set_selected(self, layer: int, head: int) -> None:
-        self.marker.setRect(QRectF(head, layer, 1, 1))
-
-    def clear(self) -> None:
-        self.image.clear()
-        self.shape = (0, 0)
-
-    def _clicked(self, event) -> None:
-        if not self.shape[0]:
-            return
-        p = self.plot.getViewBox().mapSceneToView(event.scenePos())
-        layer, head = int(math.floor(p.y())), int(math.floor(p.x()))
-        if 0 <= layer < self.shape[0] and 0 <= head < self.shape[1]:
-            self.picked.emit(layer, head)
-
-
-# --- lines view -------------------------------------------------------------------------------
-
-class LinesView(QWidget):
-    """Query tokens on the left, key tokens on the right, one line per weight (opacity = weight)."""
-
-    picked = Signal(int)           # query row clicked
-
-    ROW = 20
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.matrix: Optional[np.ndarray] = None
-        self.left: list[str] = []
-        self.right: list[str] = []
-        self.row = -1
-        self.show_all = True
-        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
-        self.setMinimumWidth(260)
-
-    def set_data(self, matrix: np.ndarray, left: list[str], right: list[str], row: int, show_all: bool) -> None:
-        self.matrix = np.asarray(matrix, dtype=np.float32)
-        self.left, self.right, self.row, self.show_all = list(left), list(right), row, show_all
-        self.setMinimumHeight(self.ROW * (max(len(left), len(right)) + 1) + 10)
-        self.update()
-
-    def rows_drawn(self) -> list[int]:
-        if self.matrix is None:
-            return []
-        if self.show_all and self.matrix.shape[0] <= LINES_ALL_LIMIT:
-            return list(range(self.matrix.shape[0]))
-        return [self.row] if 0 <= self.row < self.matrix.shape[0] else []
-
-    def _geometry(self):
-        fm = QFontMetrics(self.font())
-        w = self.width()
-        lx = min(w * 0.35, max((fm.horizontalAdvance(t) for t in self.left), default=40) + 16)
-        rx = max(w * 0.65, w - max((fm.horizontalAdvance(t) for t in self.right), default=40) - 16)
-        return lx, rx
-
-    def _y(self, i: int) -> float:
-        return self.ROW * (i + 1)
-
-    def paintEvent(self, event) -> None:
-        painter = QPainter(self)
-        painter.setRenderHint(QPainter.Antialiasing)
-        self.paint(painter)
-        painter.end()
-
-    def paint(self, painter: QPainter) -> None:
-        pal = self.palette()
-        painter.fillRect(self.rect(), pal.base())
-        if self.matrix is None:
-            return
-        lx, rx = self._geometry()
-        rows = self.rows_drawn()
-        base = QColor("#1f77b4")
-        for i in rows:
-            weights = self.matrix[i]
-            for j in np.nonzero(np.nan_to_num(weights) >= 0.01)[0]:
-                c = QColor(base)
-                c.setAlphaF(float(min(1.0, weights[j])))
-                painter.setPen(QPen(c, 2 if i == self.row else 1.5))
-                painter.drawLine(QPointF(lx + 4, self._y(i)), QPointF(rx - 4, self._y(j)))
-        text = pal.text().color()
-        fm = QFontMetrics(self.font())
-        for i, t in enumerate(self.left):
-            r = QRectF(0, self._y(i) - self.ROW / 2, lx - 6, self.ROW)
-            if i == self.row:
-                painter.fillRect(r.adjusted(lx - 12 - fm.horizontalAdvance(t), 1, 4, -1), QColor(230, 85, 13, 60))
-            painter.setPen(text)
-            painter.drawText(r, Qt.AlignRight | Qt.AlignVCenter, t)
-        for j, t in enumerate(self.right):
-            painter.setPen(text)
-            painter.drawText(QRectF(rx + 6, self._y(j) - self.ROW / 2, self.width() - rx - 6, self.ROW),
-                             Qt.AlignLeft | Qt.AlignVCenter, t)
-
-    def mousePressEvent(self, event) -> None:
-        if self.matrix is None:
-            return
-        i = int(round(event.position().y() / self.ROW)) - 1
-        if 0 <= i < len(self.left) and event.position().x() < self.width() / 2:
-            self.picked.emit(i)
 
 
 # --- the panel --------------------------------------------------------------------------------
@@ -228,12 +76,13 @@ class AttentionPanel(Panel):
         self._cache: dict = {}             # (trace id, what) -> computed arrays
 
         # controls
-        self.lesson = QComboBox()
-        self.lesson.addItem("Lessons…")
-        for title, text, word, hint in LESSONS:
-            self.lesson.addItem(title, (text, word, hint))
-        self.lesson.setToolTip("Load one of the course's sentences and look from its key word")
-        self.lesson.activated.connect(self._lesson_chosen)
+        self.examples = attention_examples()
+        self.example = QComboBox()
+        self.example.addItem("Example sentences")
+        for ex in self.examples:
+            self.example.addItem(ex.title, ex.text)
+        self.example.setToolTip("Load one of the course's example sentences and look from its key word")
+        self.example.activated.connect(self._example_chosen)
         self.stack = QComboBox()
         self.stack.setToolTip("Which attention: self, encoder, decoder, or decoder-to-encoder cross-attention")
         self.stack.currentIndexChanged.connect(self._stack_chosen)
@@ -262,7 +111,7 @@ class AttentionPanel(Panel):
         self.export_button.setMenu(menu)
 
         row1 = QHBoxLayout()
-        row1.addWidget(self.lesson)
+        row1.addWidget(self.example)
         row1.addWidget(self.stack, 1)
         row1.addWidget(self.layer)
         row1.addWidget(self.head)
@@ -304,79 +153,20 @@ class AttentionPanel(Panel):
         self.model_view.picked.connect(self._tile_picked)
         self.head_view = Heatmap()
         self.head_view.clicked.connect(lambda r, c: self._row_picked(r))
-        self.lines_view = LinesView()
+        self.lines_page = LinesPage()
+        self.lines_view, self.lines_all = self.lines_page.view, self.lines_page.all
         self.lines_view.picked.connect(self._row_picked)
-        self.lines_all = QCheckBox(f"All query tokens (up to {LINES_ALL_LIMIT})")
-        self.lines_all.setChecked(True)
         self.lines_all.toggled.connect(self._redraw)
-        lines_page = QWidget()
-        lp = QVBoxLayout(lines_page)
-        lp.setContentsMargins(0, 0, 0, 0)
-        lp.addWidget(self.lines_all)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.lines_view)
-        lp.addWidget(scroll, 1)
-        self.lines_page = lines_page
 
-        agg_page = QWidget()
-        ap = QVBoxLayout(agg_page)
-        ap.setContentsMargins(0, 0, 0, 0)
-        agg_row = QHBoxLayout()
-        self.agg_kind = QComboBox()
-        self.agg_kind.addItem("Mean over heads", "mean")
-        self.agg_kind.addItem("Max over heads", "max")
-        self.agg_kind.addItem("Rollout up to this layer", "rollout")
-        self.agg_kind.setToolTip("Rollout (Abnar & Zuidema 2020): multiply the head-averaged attention "
-                                 "(plus the residual, 0.5·I) through the layers")
+        self.agg_page = AggregatesPage()
+        self.agg_kind, self.agg_view = self.agg_page.kind, self.agg_page.view
+        self.entropy_plot, self.gqa_label = self.agg_page.entropy, self.agg_page.gqa
         self.agg_kind.currentIndexChanged.connect(self._redraw)
-        agg_row.addWidget(QLabel("Aggregate:"))
-        agg_row.addWidget(self.agg_kind)
-        agg_row.addStretch(1)
-        ap.addLayout(agg_row)
-        self.agg_view = Heatmap()
         self.agg_view.clicked.connect(lambda r, c: self._row_picked(r))
-        ap.addWidget(self.agg_view, 2)
-        self.entropy_plot = pg.PlotWidget()
-        self.entropy_plot.setMenuEnabled(False)
-        self.entropy_plot.hideButtons()
-        self.entropy_plot.setMouseEnabled(x=False, y=False)
-        self.entropy_plot.setLabel("bottom", "head")
-        self.entropy_plot.setLabel("left", "entropy (nats)")
-        self.entropy_plot.setMinimumHeight(170)
-        self.entropy_plot.setTitle("Per-head entropy: low = sharp, high = diffuse")
-        self.entropy_bars = pg.BarGraphItem(x=[], height=[], width=0.8)
-        self.entropy_plot.addItem(self.entropy_bars)
-        self.uniform_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#888", style=Qt.DashLine))
-        self.entropy_plot.addItem(self.uniform_line)
-        self.entropy_plot.getPlotItem().scene().sigMouseClicked.connect(self._entropy_clicked)
-        ap.addWidget(self.entropy_plot, 1)
-        self.gqa_label = QLabel()
-        self.gqa_label.setWordWrap(True)
-        ap.addWidget(self.gqa_label)
-        self.agg_page = agg_page
+        self.entropy_plot.head_clicked.connect(lambda head: self._select(head=head))
 
-        lens_page = QWidget()
-        lp2 = QVBoxLayout(lens_page)
-        lp2.setContentsMargins(0, 0, 0, 0)
-        self.lens_title = QLabel("Select a token to read what each layer predicts after it.")
-        self.lens_title.setWordWrap(True)
-        lp2.addWidget(self.lens_title)
-        self.lens_table = QTableWidget(0, 7)
-        self.lens_table.setHorizontalHeaderLabels(["layer", "top 1", "top 2", "top 3", "top 4", "top 5",
-                                                   "rank of final"])
-        self.lens_table.verticalHeader().hide()
-        self.lens_table.setEditTriggers(QTableWidget.NoEditTriggers)
-        self.lens_table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
-        self.lens_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeToContents)
-        self.lens_table.horizontalHeader().setSectionResizeMode(6, QHeaderView.ResizeToContents)
-        lp2.addWidget(self.lens_table, 1)
-        self.lens_source = QLabel("Logit lens (nostalgebraist 2020): each layer's hidden state through the "
-                                  "model's own final norm and output head; the last layer is not normed twice.")
-        self.lens_source.setWordWrap(True)
-        self.lens_source.setStyleSheet("color: #666;")
-        lp2.addWidget(self.lens_source)
-        self.lens_page = lens_page
+        self.lens_page = LensPage()
+        self.lens_title, self.lens_table = self.lens_page.title, self.lens_page.table
 
         self.tabs.addTab(self.model_view, "Model")
         self.tabs.addTab(self.head_view, "Head")
@@ -427,8 +217,8 @@ class AttentionPanel(Panel):
         self.note.setToolTip("\n".join(notes))
         # the session emits selection_changed right after, which draws
 
-    def on_selection_changed(self, sel) -> None:
-        tr = self.trace
+    def on_selection_changed(self, selection) -> None:
+        tr, sel = self.trace, selection
         if tr is None or sel.stack not in tr.attentions:
             return
         if self._pending_focus is not None and self._pending_focus[0] == tr.text:
@@ -487,30 +277,20 @@ class AttentionPanel(Panel):
         self._select(layer=layer, head=head)
         self.tabs.setCurrentWidget(self.head_view)
 
-    def _entropy_clicked(self, event) -> None:
-        vb = self.entropy_plot.getPlotItem().getViewBox()
-        if self.trace is None or not vb.sceneBoundingRect().contains(event.scenePos()):
-            return
-        head = int(round(vb.mapSceneToView(event.scenePos()).x()))
-        if 0 <= head < self.trace.heads(self.session.selection.stack):
-            self._select(head=head)
+    def _example_chosen(self, index: int) -> None:
+        self.example.setCurrentIndex(0)
+        if index >= 1:
+            self.show_example(index - 1)
 
-    def _lesson_chosen(self, index: int) -> None:
-        data = self.lesson.itemData(index)
-        self.lesson.setCurrentIndex(0)
-        if not data:
-            return
-        self.apply_lesson(index - 1)
-
-    def apply_lesson(self, i: int) -> None:
-        """Load lesson ``i``'s sentence and look from its key word in the head view."""
-        title, text, word, hint = LESSONS[i]
-        self._pending_focus = (text, word)
+    def show_example(self, i: int) -> None:
+        """Load example sentence ``i`` and look from its key word in the head view."""
+        ex = self.examples[i]
+        self._pending_focus = (ex.text, ex.word)
         self.tabs.setCurrentWidget(self.head_view)
-        self.session.set_prompt(text, immediate=True)
-        self.session.notice.emit(hint)
+        self.session.set_prompt(ex.text, immediate=True)
+        self.session.notice.emit(ex.hint)
 
-    def apply_settings(self, settings: dict) -> None:
+    def apply_lesson(self, settings: dict) -> None:
         """Settings a lesson file can give this panel (``panels.attention`` in the lesson):
         ``view`` (model, head, lines, aggregates, lens), ``hide_first`` (bool),
         ``aggregate`` (mean, max, rollout), ``lines_all`` (bool)."""
@@ -614,9 +394,7 @@ class AttentionPanel(Panel):
         m, mask, rows, cols, ro, co = self._shown(tr, sel.stack, matrix)
         if mask is not None:
             m = np.where(mask, 0.0, m)
-        self.lines_all.setText(f"All query tokens (up to {LINES_ALL_LIMIT})" if m.shape[0] > LINES_ALL_LIMIT
-                               else "All query tokens")
-        self.lines_view.set_data(m, rows, cols, sel.token - ro, self.lines_all.isChecked())
+        self.lines_page.set_data(m, rows, cols, sel.token - ro)
 
     def _compute(self, what: str, fn: Callable[[], object], done: Callable[[object], None], heavy: bool) -> None:
         """Run ``fn`` here if it is light, else on the worker; cache per trace."""
@@ -639,9 +417,8 @@ class AttentionPanel(Panel):
                              label=f"computing {what.split(':')[0]}", needs_model=False)
 
     def _draw_model(self, tr, sel) -> None:
-        a = tr.attentions[sel.stack]
-        heavy = (tr.is_resident(sel.stack) or _size(a) > GUI_THREAD_LIMIT) \
-            and f"{sel.stack}@{core_trace.THUMB_SIZE}" not in tr.thumbs
+        # Thumbnails pool with torch: on the worker, unless the trace has them already.
+        heavy = f"{sel.stack}@{core_trace.THUMB_SIZE}" not in tr.thumbs
 
         def draw(th):
             self.model_view.set_thumbs(th)
@@ -671,36 +448,19 @@ class AttentionPanel(Panel):
 
             self._compute(f"agg:{sel.stack}:{sel.layer}:{how}", lambda: tr.aggregate(sel.stack, sel.layer, how),
                           draw, heavy)
-        ent_heavy = (tr.is_resident(sel.stack) or _size(tr.attentions[sel.stack]) > GUI_THREAD_LIMIT) \
-            and sel.stack not in tr.entropies
+        ent_heavy = sel.stack not in tr.entropies      # computed with torch: on the worker
         self._compute(f"entropy:{sel.stack}", lambda: tr.entropy(sel.stack), lambda e: self._draw_entropy(tr, sel, e),
                       ent_heavy)
 
     def _draw_entropy(self, tr, sel, ent: np.ndarray) -> None:
         groups = tr.kv_groups(sel.stack)
-        group_of = {h: g for g, hs in enumerate(groups) for h in hs}
         H = ent.shape[1]
-        brushes = [pg.mkBrush(GROUP_COLORS[group_of.get(h, 0) % len(GROUP_COLORS)] if len(groups) < H
-                              else ("#e6550d" if h == sel.head else "#1f77b4")) for h in range(H)]
-        self.entropy_bars.setOpts(x=np.arange(H), height=ent[sel.layer], width=0.8, brushes=brushes)
         q, k = tr.attentions[sel.stack].shape[2:]
         if tr.causal(sel.stack):
             uniform = float(np.mean(np.log(np.arange(1, q + 1))))
         else:
             uniform = float(np.log(k))
-        self.uniform_line.setValue(uniform)
-        self.entropy_plot.setYRange(0, max(uniform, float(np.max(ent[sel.layer]))) * 1.1, padding=0)
-        self.entropy_plot.setXRange(-0.6, H - 0.4, padding=0)
-        self.entropy_plot.setTitle(f"Per-head entropy, layer {sel.layer}: low = sharp, high = diffuse; "
-                                   f"dashed = uniform attention ({uniform:.2f} nats)", size="9pt")
-        kv = tr.kv_heads.get(sel.stack, H)
-        if len(groups) < H:
-            parts = ", ".join(f"kv {g}: heads {hs[0]}–{hs[-1]}" for g, hs in enumerate(groups))
-            self.gqa_label.setText(f"Grouped-query attention: {H} query heads share {kv} key/value heads "
-                                   f"({parts}); bars are coloured by group.")
-        else:
-            self.gqa_label.setText(f"Every one of the {H} heads has its own keys and values "
-                                   "(no grouped-query attention).")
+        self.agg_page.set_entropy(ent[sel.layer], groups, sel.head, uniform, sel.layer, tr.kv_heads.get(sel.stack, H))
 
     def _draw_lens(self, tr, sel) -> None:
         stack = "decoder" if tr.kind == "encoder-decoder" else "self"
@@ -729,31 +489,7 @@ class AttentionPanel(Panel):
                              done, failed, label="reading the logit lens")
 
     def _fill_lens(self, tr, lens) -> None:
-        from lab.core.trace import display_token
-
-        tok = display_token(lens.token)
-        what = "masked-LM prediction at" if tr.kind == "encoder-only" else "next-token predictions after"
-        self.lens_title.setText(
-            f"Top-5 {what} position {lens.position} “{escape(tok)}”, read from every layer. "
-            f"The model's final prediction is “{escape(display_token(lens.final_token))}”; the last "
-            "column is its rank at each layer.")
-        rows = lens.layers
-        self.lens_table.setRowCount(len(rows))
-        for r, layer in enumerate(rows):
-            name = "embeddings" if layer.layer == 0 else f"after layer {layer.layer - 1}"
-            self.lens_table.setItem(r, 0, QTableWidgetItem(name))
-            for c in range(5):
-                if c < len(layer.top_tokens):
-                    t = display_token(layer.top_tokens[c])
-                    item = QTableWidgetItem(f"{t}  {layer.top_probs[c]:.1%}")
-                    if layer.top_ids[c] == lens.final_id:
-                        item.setBackground(QColor(255, 200, 120))
-                    item.setToolTip(f"id {layer.top_ids[c]}, probability {layer.top_probs[c]:.4f}")
-                    self.lens_table.setItem(r, 1 + c, item)
-            rank = QTableWidgetItem(f"{layer.final_rank:,}")
-            rank.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-            rank.setToolTip(f"probability of “{display_token(lens.final_token)}” here: {layer.final_prob:.4f}")
-            self.lens_table.setItem(r, 6, rank)
+        self.lens_page.set_lens(lens, tr.kind == "encoder-only")
 
     # --- export -------------------------------------------------------------------------------
     def current_view_widget(self) -> QWidget:
@@ -761,33 +497,13 @@ class AttentionPanel(Panel):
 
     def export_view(self, path: str | Path, fmt: Optional[str] = None) -> str:
         """Save the current view as PNG or SVG (by ``fmt`` or the file's suffix)."""
-        path = Path(path)
-        fmt = (fmt or path.suffix.lstrip(".") or "png").lower()
-        if path.suffix.lower() != f".{fmt}":
-            path = path.with_name(path.name + f".{fmt}")
         widget = self.current_view_widget()
-        if fmt == "png":
-            ok = widget.grab().save(str(path), "PNG")
-        elif fmt == "svg":
-            from PySide6.QtSvg import QSvgGenerator
-
-            gen = QSvgGenerator()
-            gen.setFileName(str(path))
-            gen.setSize(widget.size())
-            gen.setViewBox(widget.rect())
-            gen.setTitle(f"{self.title}: {self.tabs.tabText(self.tabs.currentIndex())}")
-            painter = QPainter(gen)
-            if widget is self.lines_page:
-                self.lines_view.paint(painter)
-            else:
-                widget.render(painter)
-            ok = painter.end()
-        else:
-            raise ValueError(fmt)
-        if not ok or not path.exists():
+        saved = save_view(widget, path, fmt, title=f"{self.title}: {self.tabs.tabText(self.tabs.currentIndex())}",
+                          paint=self.lines_view.paint if widget is self.lines_page else None)
+        if saved is None:
             self.session.error.emit(f"Could not write {path}.")
             return ""
-        return str(path)
+        return str(saved)
 
     def export_npz(self, path: str | Path) -> str:
         if self.trace is None:

@@ -13,6 +13,12 @@ modules of ``lab.ui.panels``; a new panel is a new module with a Panel subclass.
 The session's signals are connected to ``on_model_changed(card)``,
 ``on_trace_changed(trace)`` and ``on_selection_changed(selection)``. Model work goes
 through ``self.session.request(channel, fn, on_done)``; never import torch in a panel.
+
+The protocol: everything outside a panel (the main window, the workshop, selftest) talks
+to it only through the methods below, which a panel overrides with the same signature
+(tests/ui/test_panel_protocol.py checks that). Nobody probes a panel with hasattr or
+calls its private methods; a panel writes the shared selection only through
+``session.select``.
 """
 from __future__ import annotations
 
@@ -58,9 +64,39 @@ class Panel(QWidget):
         ``panels.<panel_id>``; the keys each panel reads are in resources/lessons/README.md).
         Ignore keys you do not know; raise for values you cannot use."""
 
+    def lesson_state(self) -> dict:
+        """This panel's settings worth keeping with an exported session (JSON-able, in
+        the spirit of ``apply_lesson``'s keys); ``{}`` leaves the panel out."""
+        return {}
+
+    def export_data(self) -> dict:
+        """Results to keep with an exported session, by a name unique to the lab (a
+        top-level key of session.json, e.g. ``{"decode_tree": {...}}``); ``{}`` for none."""
+        return {}
+
+    def export_views(self, folder: Path) -> list[Path]:
+        """Save pictures of what the panel shows into ``folder`` (Export session) and
+        return the files, the main one first; raise OSError when one cannot be written."""
+        path = Path(folder) / f"{self.panel_id}.png"
+        if not self.export_png(path):
+            raise OSError(f"could not save {path.name}")
+        return [path]
+
     def export_png(self, path: str | Path) -> bool:
         """Save what the panel shows now as a PNG."""
         return self.grab().save(str(path), "PNG")
+
+    def restore_defaults(self) -> None:
+        """Back to a fresh start (Lessons ▸ Reset everything): forget what the user picked
+        in this panel that the session does not hold. The loaded model stays."""
+
+    def take_focus(self) -> None:
+        """Put the keyboard focus on the panel's main input (Run ▸ Focus prompt)."""
+        self.setFocus()
+
+    def submit(self) -> None:
+        """Act on what the user entered, like pressing the panel's main button
+        (Run ▸ Analyse prompt asks the prompt panel)."""
 
 
 def panel_classes() -> list[type[Panel]]:

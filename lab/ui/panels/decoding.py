@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 from lab.core.sampling import GREEDY, SAMPLE, SOURCE, SamplingSettings
 from lab.ui.panels.base import Panel
 from lab.ui.widgets.prob_bars import CandidateBars, DrawStrip, StepChart, WaterfallChart, prob_color
+from lab.ui.widgets.tree_dict import tree_widget_dict
 
 CHANNEL = "decoding"
 STOP_TEXT = {"eos": "stopped: end-of-sequence", "max": "stopped: max new tokens", "filled": "every mask is filled"}
@@ -460,6 +461,10 @@ class DecodingPanel(Panel):
         (a new model's first decode may have read it in the meantime)."""
         if self.session.prompt != self.decoded_prompt or self._snap is None:
             self.reset()
+
+    def export_data(self) -> dict:
+        """The decode tree as the Branches view shows it (Export session)."""
+        return {"decode_tree": tree_widget_dict(self.tree)} if self.tree.topLevelItemCount() else {}
 
     def selftest_ready(self) -> bool:
         return self._snap is not None

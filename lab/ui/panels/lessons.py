@@ -1,7 +1,8 @@
 """Lessons: the side panel of workshop mode — pick a lesson, read it, try its steps.
 
 The lessons themselves are data files (resources/lessons/, or the workshop leader's own
-folder: see resources/lessons/README.md); lab.ui.lessons runs them.
+folder: see resources/lessons/README.md); the workshop's LessonRunner (lab.ui.workshop),
+which the main window attaches, runs them.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
                                QTextBrowser, QVBoxLayout)
 
+from lab.ui import settings as lab_settings
 from lab.ui.panels.base import Panel
 
 WELCOME = ("<p>Each lesson sets the lab up for one topic of the course: it loads a model, "
@@ -77,23 +79,14 @@ class LessonsPanel(Panel):
 
     # --- wiring ----------------------------------------------------------------------
     def attach(self, runner) -> None:
-        """Use the window's runner (it can reach every panel and dock)."""
+        """Start lessons with the window's LessonRunner and show what it reports."""
         self.runner = runner
         runner.status.connect(self.set_status)
         runner.started.connect(self.show_lesson)
 
-    def _runner(self):
-        if self.runner is None:   # a panel on its own (tests): session-level lessons only
-            from lab.ui.lessons import LessonRunner
-
-            self.attach(LessonRunner(self.session, None))
-        return self.runner
-
     def reload(self) -> None:
-        from lab.ui.lessons import load_lessons
-
         keep = self.current.id if self.current else None
-        self.lessons = load_lessons()
+        self.lessons = lab_settings.load_lessons()
         self.list.blockSignals(True)
         self.list.clear()
         for lesson in self.lessons:
@@ -142,7 +135,10 @@ class LessonsPanel(Panel):
             return False
         if lesson is not self.current:
             self.show_lesson(lesson)
-        return self._runner().start(lesson)
+        if self.runner is None:
+            self.set_status("Lessons run in the lab's window.")
+            return False
+        return self.runner.start(lesson)
 
     def _step(self, delta: int) -> None:
         usable = [i for i, l in enumerate(self.lessons) if l.ok]
@@ -164,7 +160,7 @@ class LessonsPanel(Panel):
     def set_status(self, text: Optional[str]) -> None:
         self.status.setText(text or "")
 
-    def reset(self) -> None:
+    def restore_defaults(self) -> None:
         self.current = None
         self.list.setCurrentRow(-1)
         self.heading.setText("Workshop lessons")
@@ -172,7 +168,7 @@ class LessonsPanel(Panel):
         self.set_status("")
         self._update_buttons()
 
-    def export_state(self) -> dict:
+    def lesson_state(self) -> dict:
         return {"lesson": self.current.id if self.current else None}
 
 

@@ -1,4 +1,8 @@
-"""Model panel: choose a model (zoo, local folder, HF cache), device and dtype; the card."""
+"""Model panel: choose a model (zoo, local folder, HF cache), device and dtype; the card.
+
+The device list (torch, CUDA) and the Hugging Face cache scan run on the worker, as quiet
+requests: the panel starts with the CPU and "scanning…" and fills in when they answer.
+"""
 from __future__ import annotations
 
 from html import escape
@@ -31,11 +35,10 @@ class ModelPanel(Panel):
         self.load_button.setDefault(True)
         self.load_button.clicked.connect(self.load_selected)
         self.device = QComboBox()
-        devices = models.available_devices()
-        for dev in devices:
-            self.device.addItem(models.device_label(dev), dev)
-        if sum(d.startswith("cuda") for d in devices) >= 1:
-            self.device.addItem("split across GPUs (accelerate)", models.SPLIT)
+        self.devices = ["cpu"]              # until the worker has detected them
+        self.device.addItem(models.device_label("cpu"), "cpu")
+        self._wanted_device: str | None = None   # asked for before the devices were known
+        self._cached: list = []             # models.CachedModel of the last cache scan
         self.max_memory = QLineEdit()
         self.max_memory.setPlaceholderText("per-device cap, e.g. 0=20GiB,1=20GiB,cpu=64GiB")
         self.max_memory.setToolTip("Only for 'split across GPUs': the most each device may hold.")
@@ -75,6 +78,22 @@ class ModelPanel(Panel):
         self._update_note()
         session.error.connect(self._show_error)
         session.model_loading.connect(self._loading)
+        session.request("model.devices", _detect_devices, self._got_devices, lambda _message: None,
+                        label="detecting devices", needs_model=False, quiet=True)
+
+    def _got_devices(self, found: list[tuple[str, str]]) -> None:
+        current = self._wanted_device or self.current_device()
+        self.devices = [dev for dev, _ in found]
+        self.device.blockSignals(True)
+        self.device.clear()
+        for dev, label in found:
+            self.device.addItem(label, dev)
+        if any(d.startswith("cuda") for d in self.devices):
+            self.device.addItem("split across GPUs (accelerate)", models.SPLIT)
+        self.device.setCurrentIndex(max(0, self.device.findData(current)))
+        self.device.blockSignals(False)
+        self._wanted_device = None
+        self._update_note()
 
     # --- sources -----------------------------------------------------------------------
     def refresh_sources(self) -> None:
@@ -86,20 +105,31 @@ class ModelPanel(Panel):
             item.setData(0, Qt.UserRole, f"zoo:{name}")
             item.setToolTip(0, str(path))
             zoo.addChild(item)
-        cache = QTreeWidgetItem(["Hugging Face cache", ""])
-        for c in models.cached_models():
+        self.cache = QTreeWidgetItem(["Hugging Face cache", ""])
+        self._fill_cache(None)
+        self.folders = QTreeWidgetItem(["Folders", ""])
+        for it in (zoo, self.cache, self.folders):
+            self.tree.addTopLevelItem(it)
+            it.setExpanded(True)
+        self.tree.resizeColumnToContents(0)
+        self.session.request("model.cache", lambda _lm, _job: models.cached_models(), self._fill_cache,
+                             lambda _message: self._fill_cache([]), label="scanning the model cache",
+                             needs_model=False, quiet=True)
+
+    def _fill_cache(self, cached) -> None:
+        """Show the cache scan's models (None: the scan is still running)."""
+        self._cached = list(cached or [])
+        self.cache.takeChildren()
+        for c in self._cached:
             item = QTreeWidgetItem([c.repo_id, human_bytes(c.size_bytes)])
             item.setData(0, Qt.UserRole, c.repo_id)
             item.setToolTip(0, str(c.path))
-            cache.addChild(item)
-        if cache.childCount() == 0:
-            empty = QTreeWidgetItem(["(no models in the local cache)", ""])
+            self.cache.addChild(item)
+        if not self._cached:
+            empty = QTreeWidgetItem(["(scanning the local cache…)" if cached is None
+                                     else "(no models in the local cache)", ""])
             empty.setDisabled(True)
-            cache.addChild(empty)
-        self.folders = QTreeWidgetItem(["Folders", ""])
-        for it in (zoo, cache, self.folders):
-            self.tree.addTopLevelItem(it)
-            it.setExpanded(True)
+            self.cache.addChild(empty)
         self.tree.resizeColumnToContents(0)
 
     def add_folder(self, path: str) -> QTreeWidgetItem:
@@ -127,13 +157,18 @@ class ModelPanel(Panel):
             self.load_ref(ref)
 
     def load_ref(self, ref: str, device: str | None = None, dtype: str | None = None) -> None:
-        if not ref.startswith("zoo:") and "/" in ref and not any(
-                c.repo_id == ref for c in models.cached_models()):
+        if not ref.startswith("zoo:") and "/" in ref and not any(c.repo_id == ref for c in self._cached):
             self.tree.setCurrentItem(self.add_folder(ref))
         if device:
             i = self.device.findData(device)
             if i >= 0:
                 self.device.setCurrentIndex(i)
+            elif self.devices == ["cpu"] and device != "cpu":
+                # The worker has not listed the devices yet: it loads the model after
+                # answering, so pass the device on; the combo shows it once listed.
+                self._wanted_device = device
+                self.session.load_model(ref, device, self.dtype.currentText())
+                return
         if dtype and dtype in models.DTYPES:
             self.dtype.setCurrentText(dtype)
         max_memory = None
@@ -153,7 +188,7 @@ class ModelPanel(Panel):
         self.max_memory.setVisible(split)
         self.max_memory_label.setVisible(split)
         try:
-            _, notes = models.choose_device(self.current_device(), self.dtype.currentText())
+            _, notes = models.choose_device(self.current_device(), self.dtype.currentText(), self.devices)
         except Exception as err:
             notes = [str(err)]
         self.note.setText(" ".join(notes))
@@ -181,6 +216,11 @@ class ModelPanel(Panel):
 
     def selftest_ready(self) -> bool:
         return self.session.card is not None
+
+
+def _detect_devices(_lm, _job) -> list[tuple[str, str]]:
+    """On the worker: [(device, label)] of every device torch can use here."""
+    return [(dev, models.device_label(dev)) for dev in models.available_devices()]
 
 
 def card_html(card) -> str:

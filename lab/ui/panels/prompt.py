@@ -68,6 +68,7 @@ class PromptPanel(Panel):
         self._set_target_visible(False)
         self._fill_recent()
         session.prompt_changed.connect(self._prompt_from_session)
+        session.target_changed.connect(self._target_from_session)
         session.notice.connect(self.show_note)
 
     def _set_target_visible(self, on: bool) -> None:
@@ -96,6 +97,17 @@ class PromptPanel(Panel):
             self.edit.blockSignals(True)
             self.edit.setPlainText(text)
             self.edit.blockSignals(False)
+
+    def _target_from_session(self, text: str) -> None:
+        if text != self.target.text():
+            self.target.setText(text)
+
+    def take_focus(self) -> None:
+        self.edit.setFocus()
+
+    def restore_defaults(self) -> None:
+        """The recent prompts were cleared with the settings: show that."""
+        self._fill_recent()
 
     def submit(self) -> None:
         text = self.edit.toPlainText()

@@ -15,47 +15,19 @@ from typing import Optional
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout,
-                               QHeaderView, QLabel, QLineEdit, QPlainTextEdit, QProgressBar,
-                               QPushButton, QScrollArea, QTableWidget,
-                               QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
 from lab.core import atomic
 from lab.ui.panels.base import Panel
-from lab.ui.widgets.token_chips import MAX_CHIPS, SourceText, TokenChips
-from lab.ui.widgets.token_plots import LayerLine, MatrixView, ScatterView
+from lab.ui.widgets.token_plots import MatrixView, ScatterView
+from lab.ui.widgets.token_views import (CompareView, ContextView, NeighboursView, PositionsView, TokensView, note,
+                                        page)
 
 DEBOUNCE_MS = 60               # re-tokenise this long after the last keystroke
 EMBED_ROWS = 512               # embedding heatmap rows (the first tokens)
 COMPARE_CHARS = 20_000         # side-by-side view of the first characters of a long text
-COMPARE_ROWS = 2_000
-IDS_SHOWN = 5_000              # ids in the ids box (Copy ids copies every id)
 
 VIEWS = ("tokens", "compare", "embeddings", "neighbours", "projection", "positions", "context")
-
-
-def _table(headers: list[str]) -> QTableWidget:
-    t = QTableWidget(0, len(headers))
-    t.setHorizontalHeaderLabels(headers)
-    t.verticalHeader().setVisible(False)
-    t.setEditTriggers(QTableWidget.NoEditTriggers)
-    t.setSelectionBehavior(QTableWidget.SelectRows)
-    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-    t.horizontalHeader().setStretchLastSection(False)
-    if len(headers) > 1:
-        t.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
-    t.verticalHeader().setDefaultSectionSize(22)
-    return t
-
-
-def _note(text: str = "", color: str = "") -> QLabel:
-    lab = QLabel(text)
-    lab.setTextFormat(Qt.RichText)        # callers escape() any user text
-    lab.setWordWrap(True)
-    lab.setTextInteractionFlags(Qt.TextSelectableByMouse)
-    if color:
-        lab.setStyleSheet(f"color: {color};")
-    return lab
 
 
 class TokensPanel(Panel):
@@ -83,13 +55,7 @@ class TokensPanel(Panel):
         self.tabs.setElideMode(Qt.ElideNone)
         self.tabs.tabBar().setExpanding(False)
         self.tabs.setStyleSheet("QTabBar::tab { padding: 4px 7px; }")
-        self._build_tokens_tab()
-        self._build_compare_tab()
-        self._build_embeddings_tab()
-        self._build_neighbours_tab()
-        self._build_projection_tab()
-        self._build_positions_tab()
-        self._build_context_tab()
+        self._build_views()
 
         self.export_png_button = QPushButton("Export PNG…")
         self.export_png_button.setToolTip("Save the current view as a PNG image")
@@ -97,7 +63,7 @@ class TokensPanel(Panel):
         self.export_csv_button = QPushButton("Export CSV…")
         self.export_csv_button.setToolTip("Save the data of the current view as CSV")
         self.export_csv_button.clicked.connect(lambda: self._export_dialog("csv"))
-        self.error = _note(color="#d03030")
+        self.error = note(color="#d03030")
         self.error.hide()
         bottom = QHBoxLayout()
         bottom.addWidget(self.error, 1)
@@ -115,192 +81,51 @@ class TokensPanel(Panel):
         self.tabs.currentChanged.connect(self._tab_changed)
 
     # --- building the views -------------------------------------------------------------
-    def _build_tokens_tab(self) -> None:
-        w = QWidget()
-        self.counts = QLabel("No model loaded.")
-        self.counts.setWordWrap(True)
-        self.family = _note(color="#666666")
-        self.context_bar = QProgressBar()
-        self.context_bar.setTextVisible(True)
-        self.context_bar.setMaximumHeight(18)
-        self.context_warning = _note(color="#d03030")
-        self.context_warning.hide()
-        self.readable = QCheckBox("Readable spaces (␣ ↵ instead of Ġ ▁ ##)")
-        self.readable.toggled.connect(self._set_readable)
-        self.show_ids = QCheckBox("Ids on chips")
-        self.show_ids.setChecked(True)
-        self.show_ids.toggled.connect(lambda on: self.chips.set_show_ids(on))
-        self.chips = TokenChips()
-        self.chips.hovered.connect(self._hovered)
-        self.chips.clicked.connect(self._clicked)
-        self.chip_scroll = QScrollArea()
-        self.chip_scroll.setWidgetResizable(True)
-        self.chip_scroll.setWidget(self.chips)
-        self.chip_scroll.setMinimumHeight(120)
-        self.chips_note = _note(color="#c77700")
-        self.chips_note.hide()
-        self.source = SourceText()
-        self.source.setMaximumHeight(110)
-        self.ids_view = QPlainTextEdit()
-        self.ids_view.setReadOnly(True)
-        self.ids_view.setMaximumHeight(70)
-        self.copy_ids = QPushButton("Copy ids")
-        self.copy_ids.clicked.connect(self.copy_ids_to_clipboard)
-
-        toggles = QHBoxLayout()
-        toggles.addWidget(self.readable)
-        toggles.addWidget(self.show_ids)
-        toggles.addStretch(1)
-        ids_row = QHBoxLayout()
-        ids_row.addWidget(QLabel("Ids:"))
-        ids_row.addStretch(1)
-        ids_row.addWidget(self.copy_ids)
-        self.source.setMaximumHeight(64)
-        self.ids_view.setMaximumHeight(48)
-        src_label = QLabel("Source text (hover a chip to see its characters):")
-        lay = QVBoxLayout(w)
-        lay.setContentsMargins(2, 4, 2, 2)
-        lay.addWidget(self.counts)
-        lay.addWidget(self.context_bar)
-        lay.addWidget(self.context_warning)
-        lay.addLayout(toggles)
-        lay.addWidget(self.family)
-        lay.addWidget(self.chips_note)
-        lay.addWidget(self.chip_scroll, 1)
-        lay.addWidget(src_label)
-        lay.addWidget(self.source)
-        lay.addLayout(ids_row)
-        lay.addWidget(self.ids_view)
-        self.tabs.addTab(w, "Tokens")
-
-    def _build_compare_tab(self) -> None:
+    def _build_views(self) -> None:
         from lab.core import models
-
-        w = QWidget()
-        self.compare_model = QComboBox()
-        self.compare_model.setEditable(True)
-        self.compare_model.setMinimumContentsLength(14)
-        for name in models.zoo_models():
-            self.compare_model.addItem(f"zoo:{name}")
-        self.compare_model.setCurrentText("")
-        self.compare_model.lineEdit().setPlaceholderText("zoo:NAME or a model folder")
-        self.compare_model.lineEdit().returnPressed.connect(self.run_compare)
-        self.compare_button = QPushButton("Compare")
-        self.compare_button.clicked.connect(self.run_compare)
-        browse = QPushButton("Folder…")
-        browse.clicked.connect(self._browse_compare)
-        self.compare_counts = _note()
-        self.compare_table = _table(["text", "model A", "model B"])
-        self.compare_table.setWordWrap(False)
-        hh = self.compare_table.horizontalHeader()
-        hh.setSectionResizeMode(0, QHeaderView.ResizeToContents)
-        hh.setSectionResizeMode(1, QHeaderView.Stretch)
-        hh.setSectionResizeMode(2, QHeaderView.Stretch)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Second tokenizer:"))
-        row.addWidget(self.compare_model, 1)
-        row.addWidget(browse)
-        row.addWidget(self.compare_button)
-        lay = QVBoxLayout(w)
-        lay.setContentsMargins(2, 4, 2, 2)
-        lay.addLayout(row)
-        lay.addWidget(self.compare_counts)
-        lay.addWidget(self.compare_table, 1)
-        lay.addWidget(_note("Rows in colour are cut differently by the two tokenizers; white rows are one "
-                            "identical-span token each. Only the tokenizer of the second model is read.",
-                            "#666666"))
-        self.tabs.addTab(w, "Compare")
-
-    def _build_embeddings_tab(self) -> None:
-        w = QWidget()
-        self.embed_note = _note(color="#666666")
-        self.embed_view = MatrixView("input embedding rows", bars=True)
-        lay = QVBoxLayout(w)
-        lay.setContentsMargins(2, 4, 2, 2)
-        lay.addWidget(self.embed_note)
-        lay.addWidget(self.embed_view, 1)
-        self.tabs.addTab(w, "Vectors")
-
-    def _build_neighbours_tab(self) -> None:
-        w = QWidget()
-        self.neigh_title = _note("Click a token to see its nearest neighbours.")
-        self.neigh_in = _table(["#", "token", "id", "cosine"])
-        self.neigh_out = _table(["#", "token", "id", "cosine"])
-        self.neigh_out_label = _note()
-        lay = QVBoxLayout(w)
-        lay.setContentsMargins(2, 4, 2, 2)
-        lay.addWidget(self.neigh_title)
-        lay.addWidget(QLabel("<b>Input embeddings</b> (what the model reads)"))
-        lay.addWidget(self.neigh_in, 1)
-        lay.addWidget(self.neigh_out_label)
-        lay.addWidget(self.neigh_out, 1)
-        lay.addWidget(_note("Cosine similarity of embedding rows over the whole vocabulary (top 10); "
-                            "a random-init model gives random neighbours.", "#666666"))
-        self.tabs.addTab(w, "Nearest")
-
-    def _build_projection_tab(self) -> None:
-        w = QWidget()
-        self.proj_view = ScatterView()
-        self.proj_note = _note(color="#666666")
-        lay = QVBoxLayout(w)
-        lay.setContentsMargins(2, 4, 2, 2)
-        lay.addWidget(self.proj_view, 1)
-        lay.addWidget(self.proj_note)
-        self.tabs.addTab(w, "PCA")
-
-    def _build_positions_tab(self) -> None:
-        w = QWidget()
-        self.pos_note = _note()
-        self.pos_source = _note(color="#666666")
-        self.pos_view = MatrixView("position encoding")
-        self.pos_sim_view = MatrixView("cosine similarity of positions")
-        lay = QVBoxLayout(w)
-        lay.setContentsMargins(2, 4, 2, 2)
-        lay.addWidget(self.pos_note)
-        lay.addWidget(self.pos_view, 1)
-        lay.addWidget(self.pos_sim_view, 1)
-        lay.addWidget(self.pos_source)
-        self.tabs.addTab(w, "Positions")
-
-    def _build_context_tab(self) -> None:
         from lab.core.embeddings import BANK_PRESET
 
-        w = QWidget()
-        self.ctx_a = QLineEdit(BANK_PRESET[0])
-        self.ctx_word_a = QLineEdit(BANK_PRESET[1])
-        self.ctx_b = QLineEdit(BANK_PRESET[2])
-        self.ctx_word_b = QLineEdit(BANK_PRESET[3])
-        for e in (self.ctx_word_a, self.ctx_word_b):
-            e.setMaximumWidth(90)
-        for e in (self.ctx_a, self.ctx_b, self.ctx_word_a, self.ctx_word_b):
-            e.returnPressed.connect(self.run_context)
-        preset = QPushButton("Bank preset")
-        preset.setToolTip("“I sat on the river bank” versus “I deposited cash at the bank”")
-        preset.clicked.connect(self.bank_preset)
-        self.ctx_run = QPushButton("Compare layers")
-        self.ctx_run.clicked.connect(self.run_context)
-        grid = QGridLayout()
-        grid.addWidget(QLabel("Sentence A"), 0, 0)
-        grid.addWidget(self.ctx_a, 0, 1)
-        grid.addWidget(QLabel("word"), 0, 2)
-        grid.addWidget(self.ctx_word_a, 0, 3)
-        grid.addWidget(QLabel("Sentence B"), 1, 0)
-        grid.addWidget(self.ctx_b, 1, 1)
-        grid.addWidget(QLabel("word"), 1, 2)
-        grid.addWidget(self.ctx_word_b, 1, 3)
-        buttons = QHBoxLayout()
-        buttons.addWidget(preset)
-        buttons.addStretch(1)
-        buttons.addWidget(self.ctx_run)
-        self.ctx_view = LayerLine()
-        self.ctx_note = _note()
-        lay = QVBoxLayout(w)
-        lay.setContentsMargins(2, 4, 2, 2)
-        lay.addLayout(grid)
-        lay.addLayout(buttons)
-        lay.addWidget(self.ctx_view, 1)
-        lay.addWidget(self.ctx_note)
-        self.tabs.addTab(w, "Context")
+        self.tokens_view = TokensView()
+        v = self.tokens_view
+        self.counts, self.family, self.context_bar, self.context_warning = (v.counts, v.family, v.context_bar,
+                                                                            v.context_warning)
+        self.readable, self.chips, self.chips_note, self.source, self.ids_view = (v.readable, v.chips, v.chips_note,
+                                                                                  v.source, v.ids_view)
+        self.readable.toggled.connect(self._readable_changed)
+        self.chips.hovered.connect(self._hovered)
+        self.chips.clicked.connect(self._clicked)
+        v.copy_ids.clicked.connect(self.copy_ids_to_clipboard)
+        self.tabs.addTab(v, "Tokens")
+
+        self.compare_view = CompareView([f"zoo:{name}" for name in models.zoo_models()])
+        self.compare_model, self.compare_table = self.compare_view.model, self.compare_view.table
+        self.compare_counts = self.compare_view.counts
+        self.compare_view.compare_requested.connect(self.run_compare)
+        self.compare_view.browse_requested.connect(self._browse_compare)
+        self.tabs.addTab(self.compare_view, "Compare")
+
+        self.embed_note = note(color="#666666")
+        self.embed_view = MatrixView("input embedding rows", bars=True)
+        self.tabs.addTab(page((self.embed_note, 0), (self.embed_view, 1)), "Vectors")
+
+        self.neighbours_view = NeighboursView()
+        self.neigh_in, self.neigh_out = self.neighbours_view.inputs, self.neighbours_view.outputs
+        self.tabs.addTab(self.neighbours_view, "Nearest")
+
+        self.proj_view = ScatterView()
+        self.proj_note = note(color="#666666")
+        self.tabs.addTab(page((self.proj_view, 1), (self.proj_note, 0)), "PCA")
+
+        self.positions_view = PositionsView()
+        self.pos_source = self.positions_view.source
+        self.tabs.addTab(self.positions_view, "Positions")
+
+        self.context_view = ContextView(BANK_PRESET)
+        c = self.context_view
+        self.ctx_a, self.ctx_word_a, self.ctx_b, self.ctx_word_b = c.a, c.word_a, c.b, c.word_b
+        self.ctx_view, self.ctx_note = c.plot, c.note
+        c.run_requested.connect(self.run_context)
+        self.tabs.addTab(c, "Context")
 
     # --- model and prompt --------------------------------------------------------------
     def on_model_changed(self, card) -> None:
@@ -313,11 +138,9 @@ class TokensPanel(Panel):
         self.context_result = None
         self.comparison = None
         self._tokenized_text = None
-        self.compare_table.setRowCount(0)
-        self.compare_counts.setText("")
+        self.compare_view.clear(card.name if card is not None else "model A")
         if card is None:
             return
-        self.compare_table.setHorizontalHeaderLabels(["text", card.name, "model B"])
         self.retokenize()
         self.request_positions()
         if self.tabs.currentIndex() == VIEWS.index("context"):
@@ -371,46 +194,10 @@ class TokensPanel(Panel):
 
     # --- tokens view ---------------------------------------------------------------------
     def _show_tokens(self) -> None:
-        tz = self.tz
         card = self.session.card
-        n_text = sum(1 for s in tz.special if not s)
-        n_special = tz.count - n_text
-        extra = f" ({n_special} added by the tokenizer)" if n_special else ""
-        self.counts.setText(
-            f"<b>{tz.count:,}</b> tokens{extra} · <b>{tz.characters:,}</b> characters · "
-            f"<b>{tz.chars_per_token:.2f}</b> characters per token")
-        self.family.setText(escape(tz.info.describe()))
-        ctx = card.context if card is not None else None
-        if ctx:
-            self.context_bar.setRange(0, ctx)
-            self.context_bar.setValue(min(tz.count, ctx))
-            self.context_bar.setFormat(f"{tz.count:,} / {ctx:,} positions ({100 * tz.count / ctx:.0f}%)")
-            over = tz.count > ctx
-            self.context_bar.setStyleSheet("QProgressBar::chunk { background: %s; }" % ("#d03030" if over else "#4c8bf5"))
-            self.context_warning.setText(
-                f"The prompt is {tz.count:,} tokens but {escape(card.name)} reads at most {ctx:,}: "
-                f"the last {tz.count - ctx:,} would not fit (captures keep the first {ctx:,}).")
-            self.context_warning.setVisible(over)
-        else:
-            self.context_bar.setRange(0, 1)
-            self.context_bar.setValue(0)
-            self.context_bar.setFormat(f"{tz.count:,} tokens · no fixed context window (relative positions)")
-            self.context_bar.setStyleSheet("")
-            self.context_warning.hide()
-        self.chips.set_tokens(tz)
-        self.chips.set_selected(self.session.selection.token if self._selection_is_input() else -1)
-        if tz.count > MAX_CHIPS:
-            self.chips_note.setText(f"Showing the first {MAX_CHIPS:,} of {tz.count:,} tokens as chips; "
-                                    "the counts, ids and CSV cover them all.")
-            self.chips_note.show()
-        else:
-            self.chips_note.setVisible(bool(tz.warnings))
-            self.chips_note.setText(escape(" ".join(tz.warnings)))
-        self.source.set_source(tz.text)
-        shown = tz.ids[:IDS_SHOWN]
-        lines = [", ".join(map(str, shown[k:k + 20])) for k in range(0, len(shown), 20)]
-        more = f"\n… {tz.count - len(shown):,} more (Copy ids copies them all)" if tz.count > len(shown) else ""
-        self.ids_view.setPlainText(",\n".join(lines) + more)
+        self.tokens_view.show_tokens(self.tz, card.name if card is not None else "",
+                                     card.context if card is not None else None,
+                                     self.session.selection.token if self._selection_is_input() else -1)
 
     def ids_text(self) -> str:
         return ", ".join(map(str, self.tz.ids)) if self.tz is not None else ""
@@ -418,8 +205,7 @@ class TokensPanel(Panel):
     def copy_ids_to_clipboard(self) -> None:
         QGuiApplication.clipboard().setText(self.ids_text())
 
-    def _set_readable(self, on: bool) -> None:
-        self.chips.set_readable(on)
+    def _readable_changed(self, on: bool) -> None:
         if self.comparison is not None:
             self._show_comparison()
 
@@ -491,16 +277,7 @@ class TokensPanel(Panel):
         self.neigh, self.proj = groups, proj
         tz = self.tz
         label = tz.label(i, True) if tz is not None and i < tz.count else groups[0].token_label
-        self.neigh_title.setText(f"Nearest neighbours of token {i}: <b>{escape(label)}</b> (id {groups[0].token_id})")
-        self._fill_neighbours(self.neigh_in, groups[0])
-        if len(groups) > 1:
-            self.neigh_out_label.setText("<b>Output embeddings</b> (the untied output projection: what the model writes)")
-            self._fill_neighbours(self.neigh_out, groups[1])
-            self.neigh_out.show()
-        else:
-            self.neigh_out_label.setText("Output embeddings are tied to the input embeddings (the same matrix), "
-                                         "so their neighbours are the same.")
-            self.neigh_out.hide()
+        self.neighbours_view.show_neighbours(i, label, groups)
         sel = -1
         if tz is not None and 0 <= i < tz.count and tz.ids[i] in proj.ids:
             sel = proj.ids.index(tz.ids[i])
@@ -509,16 +286,6 @@ class TokensPanel(Panel):
             f"PCA of the input embeddings of {proj.kinds.count('prompt')} distinct prompt tokens (blue) and "
             f"their 3 nearest neighbours each (grey); the axes keep "
             f"{100 * float(proj.explained.sum()):.0f}% of the variance.")
-
-    @staticmethod
-    def _fill_neighbours(table: QTableWidget, group) -> None:
-        table.setRowCount(len(group.items))
-        for r, n in enumerate(group.items):
-            for c, v in enumerate([str(r + 1), n.label, str(n.id), f"{n.cosine:.3f}"]):
-                item = QTableWidgetItem(v)
-                if c != 1:
-                    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-                table.setItem(r, c, item)
 
     # --- positions -------------------------------------------------------------------------
     def request_positions(self) -> None:
@@ -531,23 +298,7 @@ class TokensPanel(Panel):
 
     def _got_positions(self, pos) -> None:
         self.positions = pos
-        titles = {"learned": "learned position table", "rope": "RoPE angles: cos | sin",
-                  "sinusoidal": "sinusoidal encoding", "relative": "relative position bias"}
-        self.pos_view.plot.setTitle(titles.get(pos.kind, pos.kind), size="9pt")
-        rows = [str(i) for i in range(pos.matrix.shape[0])]
-        self.pos_view.set_matrix(pos.matrix, rows, signed=True, x_title=pos.feature_label, y_title="position",
-                                max_row_ticks=12)
-        if pos.kind == "relative":
-            self.pos_sim_view.hide()
-        else:
-            self.pos_sim_view.show()
-            self.pos_sim_view.set_matrix(pos.similarity, rows, [str(i) for i in range(pos.similarity.shape[1])],
-                                         signed=True, levels=(-1.0, 1.0), x_title="position", y_title="position",
-                                         max_row_ticks=12)
-        self.pos_note.setText(
-            f"{escape(pos.note)} Without position information, “dog bites man” and “man bites dog” would be the "
-            f"same bag of vectors.")
-        self.pos_source.setText(f"Source: {escape(pos.source)}")
+        self.positions_view.show_positions(pos)
 
     # --- compare -------------------------------------------------------------------------
     def apply_lesson(self, settings: dict) -> None:
@@ -598,75 +349,30 @@ class TokensPanel(Panel):
         self._show_comparison()
 
     def _show_comparison(self) -> None:
-        cmp = self.comparison
-        a, b = cmp.a, cmp.b
-        readable = self.readable.isChecked()
         cut = len(self.session.prompt or "") > COMPARE_CHARS
-        self.compare_counts.setText(
-            f"<b>{escape(a.model)}</b>: {a.count:,} tokens ({a.info.family}) · "
-            f"<b>{escape(b.model)}</b>: {b.count:,} tokens ({b.info.family}) · "
-            f"{cmp.differing:,} of {len(cmp.spans):,} spans cut differently"
-            + (f" (first {COMPARE_CHARS:,} characters)" if cut else ""))
-        self.compare_table.setHorizontalHeaderLabels(["text", a.model, b.model])
-        spans = cmp.spans[:COMPARE_ROWS]
-        t = self.compare_table
-        t.setUpdatesEnabled(False)
-        t.setRowCount(len(spans))
-        from PySide6.QtGui import QColor
-
-        diff_bg = QColor("#fff1c9")
-        for r, s in enumerate(spans):
-            cells = [repr(a.text[s.start:s.end])[1:-1] or "(added)",
-                     "  ".join(a.label(i, readable) for i in s.a),
-                     "  ".join(b.label(i, readable) for i in s.b)]
-            for c, v in enumerate(cells):
-                item = QTableWidgetItem(v)
-                if not s.same:
-                    item.setBackground(diff_bg)
-                    item.setForeground(QColor("#1b1b1b"))
-                if c == 1:
-                    item.setToolTip(" ".join(str(a.ids[i]) for i in s.a))
-                elif c == 2:
-                    item.setToolTip(" ".join(str(b.ids[i]) for i in s.b))
-                t.setItem(r, c, item)
-        t.setUpdatesEnabled(True)
+        self.compare_view.show_comparison(self.comparison, self.readable.isChecked(), COMPARE_CHARS if cut else 0)
 
     # --- context -----------------------------------------------------------------------------
     def bank_preset(self) -> None:
-        from lab.core.embeddings import BANK_PRESET
-
-        self.ctx_a.setText(BANK_PRESET[0])
-        self.ctx_word_a.setText(BANK_PRESET[1])
-        self.ctx_b.setText(BANK_PRESET[2])
-        self.ctx_word_b.setText(BANK_PRESET[3])
-        self.run_context()
+        self.context_view.use_preset()
 
     def run_context(self) -> None:
         if self.session.card is None:
             return
-        a, wa, b, wb = (self.ctx_a.text(), self.ctx_word_a.text(), self.ctx_b.text(), self.ctx_word_b.text())
+        a, wa, b, wb = self.context_view.inputs()
 
         def work(lm, job):
             from lab.core import embeddings
 
-            return embeddings.context_similarity(lm, a, wa, b, wb or wa, job=job)
+            return embeddings.context_similarity(lm, a, wa, b, wb, job=job)
 
         self.ctx_note.setText("Running both sentences…")
-        self.session.request("tokens.context", work, self._got_context, self._context_failed,
+        self.session.request("tokens.context", work, self._got_context, self.context_view.show_error,
                              label="context similarity")
-
-    def _context_failed(self, message: str) -> None:
-        self.ctx_note.setText(f"<span style='color:#d03030'>{escape(message)}</span>")
 
     def _got_context(self, cs) -> None:
         self.context_result = cs
-        self.ctx_view.set_values(cs.layers, cs.cosine, f"cosine of “{cs.word_a}” (A vs B)")
-        last = float(cs.cosine[-1])
-        self.ctx_note.setText(
-            f"“{escape(cs.word_a)}” = {escape(' '.join(cs.tokens_a))} in A, {escape(' '.join(cs.tokens_b))} in B. "
-            f"Cosine similarity of its hidden state: {float(cs.cosine[0]):.3f} at the embeddings, "
-            f"{last:.3f} after the last layer. The lower it goes, the more the context has changed "
-            f"the word's vector. {escape(cs.note)}")
+        self.context_view.show_result(cs)
 
     def _tab_changed(self, index: int) -> None:
         if VIEWS[index] == "context" and self.context_result is None and self.session.card is not None:
@@ -678,8 +384,8 @@ class TokensPanel(Panel):
 
     def view_widget(self, view: str) -> QWidget:
         return {"tokens": self.chips, "compare": self.compare_table, "embeddings": self.embed_view,
-                "neighbours": self.tabs.widget(VIEWS.index("neighbours")), "projection": self.proj_view,
-                "positions": self.tabs.widget(VIEWS.index("positions")), "context": self.ctx_view}[view]
+                "neighbours": self.neighbours_view, "projection": self.proj_view,
+                "positions": self.positions_view, "context": self.ctx_view}[view]
 
     def view_csv(self, view: str) -> str:
         from lab.core import embeddings

@@ -36,7 +36,7 @@ def lesson_actions(win):
 
 
 def test_menu_lists_lessons_and_disables_bad_ones_with_the_reason(window, monkeypatch):
-    from lab.ui.lessons import user_lessons_dir
+    from lab.ui.settings import user_lessons_dir
 
     mine = user_lessons_dir()
     mine.mkdir(parents=True)
@@ -127,7 +127,7 @@ def test_missing_panel_settings_are_reported_not_fatal(window, qtbot, tmp_path, 
 
 
 def test_presenter_fonts_contrast_and_reset(window, qtbot):
-    from lab.ui import lessons as wl
+    from lab.ui import workshop as wl
     from lab.ui import settings as lab_settings
 
     app = QApplication.instance()
@@ -148,12 +148,14 @@ def test_presenter_fonts_contrast_and_reset(window, qtbot):
 
 
 def test_export_writes_a_page_with_views_and_settings(window, qtbot, tmp_path):
-    from lab.ui import lessons as wl
+    from lab.ui import workshop as wl
 
     window.session.load_model("zoo:bard-gpt")
     qtbot.waitUntil(lambda: window.session.card is not None, timeout=60000)
     window.session.set_prompt("The teacher taught", immediate=True)
     qtbot.waitUntil(lambda: window.session.trace is not None and not window.session.busy, timeout=60000)
+    tree = window.panels["decoding"].tree
+    qtbot.waitUntil(lambda: tree.topLevelItemCount() > 0 and not window.session.busy, timeout=60000)
     out = wl.export_to(window, tmp_path / "exports")
     assert out is not None and out.parent == tmp_path / "exports"
     assert sorted(p.name for p in out.parent.iterdir()) == [out.name]   # no temporary left
@@ -164,10 +166,14 @@ def test_export_writes_a_page_with_views_and_settings(window, qtbot, tmp_path):
     for title, name in data["images"].items():
         assert (out / name).stat().st_size > 1000 and f"src='{name}'" in page
     assert "window.png" in data["images"].values() and "attention.png" in data["images"].values()
+    # the decoding panel's export_data(): its tree, rendered as a list on the page
+    assert data["decode_tree"]["text"] == tree.topLevelItem(0).text(0) and "<h2>Decode tree</h2>" in page
+    assert data["panels"]["lessons"] == {"lesson": None}                 # a panel's lesson_state()
+    assert "Session exported to" in window.panels["lessons"].status.text()
 
 
 def test_export_to_an_unwritable_place_says_so_and_leaves_nothing(window, qtbot, tmp_path, monkeypatch):
-    from lab.ui import lessons as wl
+    from lab.ui import workshop as wl
 
     shown = []
     a_file = tmp_path / "not-a-folder"
