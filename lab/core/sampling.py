@@ -389,7 +389,7 @@ def process(settings: SamplingSettings, input_ids, logits, rules: Optional[Model
 
 # --- the waterfall ------------------------------------------------------------------------
 
-@dataclass
+@dataclass(frozen=True)
 class StageResult:
     name: str
     label: str
