@@ -92,8 +92,8 @@ class DecodeSession:
         self.seq2seq = lm.kind == KIND_SEQ2SEQ
         defaults = sampling.model_defaults(self.model)
         self.settings = (settings or defaults.settings).validated()
-        self.eos_ids = list(eos_token_ids) if eos_token_ids is not None else (
-            defaults.eos_token_ids or sampling.eos_token_ids(self.model, self.tokenizer))
+        self.eos_ids = list(eos_token_ids if eos_token_ids is not None else (
+            defaults.eos_token_ids or sampling.eos_token_ids(self.model, self.tokenizer)))
         self.notes: list[str] = []
         self.prompt = prompt or ""
         self._cache_kw = _model_kwarg(self.model, "cache", "past_key_values") or "past_key_values"
