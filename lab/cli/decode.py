@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 from lab.cli import print_json
@@ -81,7 +82,8 @@ def run(args) -> int:
         steps.append({"token_id": node.token_id, "token": _tok(dec, node.token_id), "how": node.how,
                       "candidates": [c.to_dict() for c in v.candidates[:max(args.candidates, 1)]]
                       + [c.to_dict() for c in v.candidates[args.candidates:] if c.chosen],
-                      "entropy_bits": v.entropy_bits, "p_eos": v.p_eos, "draw": v.draw})
+                      "entropy_bits": v.entropy_bits, "p_eos": v.p_eos,
+                      "draw": dataclasses.asdict(v.draw) if v.draw is not None else None})
     out = {
         "model": lm.card.name,
         "kind": lm.kind,
@@ -117,9 +119,9 @@ def run(args) -> int:
 
 
 def _tok(dec, tid):
-    from lab.core.decoding import _token_text
+    from lab.core.decoding import token_text
 
-    return _token_text(dec.tokenizer, tid)
+    return token_text(dec.tokenizer, tid)
 
 
 def _fill_mask(args, lm, settings, FillMaskSession, mask_note) -> int:
@@ -144,6 +146,6 @@ def _fill_mask(args, lm, settings, FillMaskSession, mask_note) -> int:
 
 
 def _fill_tok(fm, tid):
-    from lab.core.decoding import _token_text
+    from lab.core.decoding import token_text
 
-    return _token_text(fm.tokenizer, tid) if tid is not None else None
+    return token_text(fm.tokenizer, tid) if tid is not None else None

@@ -138,18 +138,14 @@ def library_defaults() -> dict:
         return dict(_FALLBACK_DEFAULTS)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelDefaults:
     """The effective starting settings for a model and where each value came from."""
 
     settings: SamplingSettings
     sources: dict[str, str] = field(default_factory=dict)   # field -> "model" | "transformers"
-    eos_token_ids: list[int] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)          # generation-config options the lab does not apply
-
-    def to_dict(self) -> dict:
-        return {"settings": self.settings.to_dict(), "sources": dict(self.sources),
-                "eos_token_ids": list(self.eos_token_ids), "notes": list(self.notes)}
+    eos_token_ids: tuple[int, ...] = ()
+    notes: tuple[str, ...] = ()                              # generation-config options the lab does not apply
 
 
 # Options of a generation_config the lab cannot follow step by step (with their neutral value).
@@ -198,7 +194,7 @@ def model_defaults(model: Any) -> ModelDefaults:
     s = SamplingSettings(strategy=SAMPLE if do_sample else GREEDY, temperature=temperature, top_k=top_k,
                          top_p=min(max(top_p, 1e-6), 1.0), min_p=min(max(min_p, 0.0), 1.0),
                          repetition_penalty=rep if rep > 0 else 1.0, max_new_tokens=max(1, max_new))
-    return ModelDefaults(settings=s, sources=sources, eos_token_ids=eos_token_ids(model), notes=notes)
+    return ModelDefaults(settings=s, sources=sources, eos_token_ids=tuple(eos_token_ids(model)), notes=tuple(notes))
 
 
 def eos_token_ids(model: Any, tokenizer: Any = None) -> list[int]:
@@ -389,7 +385,7 @@ def process(settings: SamplingSettings, input_ids, logits, rules: Optional[Model
 
 # --- the waterfall ------------------------------------------------------------------------
 
-@dataclass
+@dataclass(frozen=True)
 class StageResult:
     name: str
     label: str
@@ -400,14 +396,6 @@ class StageResult:
     entropy_bits: float
     probs: np.ndarray           # [vocab] float32, the distribution after this stage
     note: str = ""
-
-    def to_dict(self, with_probs: bool = False) -> dict:
-        d = {"name": self.name, "label": self.label, "applied": self.applied, "survivors": self.survivors,
-             "mass_removed": self.mass_removed, "removed": self.removed, "entropy_bits": self.entropy_bits,
-             "note": self.note}
-        if with_probs:
-            d["probs"] = self.probs.tolist()
-        return d
 
 
 def entropy_bits(probs) -> float:

@@ -62,7 +62,8 @@ class Session(QObject):
         super().__init__(parent)
         self.card = None
         self.prompt = ""
-        self.target = ""
+        self.target = ""          # the user's (or a lesson's) target text; only they set it
+        self.decoded = ""         # a decode a panel is stepping through, traced in place of the target
         self.trace = None
         self.selection = Selection()
         self._callbacks: dict[int, tuple[Callable, Optional[Callable]]] = {}
@@ -239,6 +240,7 @@ class Session(QObject):
     @Slot(object)
     def _on_model_replaced(self, card) -> None:
         self.card = card
+        self.decoded = ""
         for note in card.notes:
             self.notice.emit(note)
         self.trace = None
@@ -259,10 +261,20 @@ class Session(QObject):
             self._trace_timer.start()
 
     def set_target(self, text: str) -> None:
+        """The user's target text (encoder-decoder models); it also ends ``follow_decode``."""
         if text == self.target:
             return
         self.target = text
+        self.decoded = ""
         self.target_changed.emit(text)
+        self._trace_timer.start()
+
+    def follow_decode(self, text: str) -> None:
+        """Trace ``text`` as the decoder side (the decoding panel's "attention follows") without
+        touching the user's target; "" stops. A model switch or a new target ends it."""
+        if text == self.decoded:
+            return
+        self.decoded = text
         self._trace_timer.start()
 
     def capture(self) -> Optional[Task]:
@@ -271,7 +283,7 @@ class Session(QObject):
             return None
         from lab.core import trace as core_trace
 
-        text, target = self.prompt, self.target or None
+        text, target = self.prompt, self.decoded or self.target or None
         return self.request("trace", lambda lm, job: core_trace.capture(lm, text, target, job=job),
                             self._on_trace, label="capturing a trace")
 

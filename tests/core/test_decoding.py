@@ -96,7 +96,7 @@ def test_processed_distribution_and_draws_equal_generate(which, request):
         chosen = next(c for c in view.candidates if c.chosen)
         assert chosen.prob == pytest.approx(float(ours[node.token_id]), abs=1e-6)
         # the replayed multinomial draw lands in the chosen token's slice
-        assert view.draw["exact"] and view.draw["lo"] <= view.draw["u"] < view.draw["hi"]
+        assert view.draw.exact and view.draw.lo <= view.draw.u < view.draw.hi
 
 
 def _rules_model(request, kind, **options):

@@ -2,7 +2,9 @@
 import pytest
 
 from lab.ui.panels.base import panel_classes
-from lab.ui.panels.decoding import DecodingPanel, build_prompt, parse_examples
+from conftest_helpers import load_and_wait
+from lab.core.prompt_templates import build_prompt, parse_examples
+from lab.ui.panels.decoding import DecodingPanel
 from lab.ui.session import Session
 
 PROMPT = "The cat sat on the mat."
@@ -50,20 +52,20 @@ def test_defaults_shown_and_controls_refuse_invalid_values(make, qtbot):
     session, panel = make("tiny_gpt2")
     s = panel.settings()
     assert (s.strategy, s.temperature, s.top_k, s.top_p) == ("greedy", 1.0, 50, 1.0)
-    assert "transformers' defaults" in panel.defaults_label.text()
-    panel.top_p.setValue(0.0)
-    assert panel.top_p.value() > 0
-    panel.top_p.setValue(1.5)
-    assert panel.top_p.value() == 1.0
-    panel.top_k.setValue(-1)
-    assert panel.top_k.value() == 0 and panel.top_k.text() == "0 (off)"
-    panel.temperature.setValue(-1)
-    assert panel.temperature.value() == 0.0
-    panel.strategy.setCurrentIndex(1)
-    assert "greedy now" in panel.temp_note.text()
+    assert "transformers' defaults" in panel.controls.defaults_label.text()
+    panel.controls.top_p.setValue(0.0)
+    assert panel.controls.top_p.value() > 0
+    panel.controls.top_p.setValue(1.5)
+    assert panel.controls.top_p.value() == 1.0
+    panel.controls.top_k.setValue(-1)
+    assert panel.controls.top_k.value() == 0 and panel.controls.top_k.text() == "0 (off)"
+    panel.controls.temperature.setValue(-1)
+    assert panel.controls.temperature.value() == 0.0
+    panel.controls.strategy.setCurrentIndex(1)
+    assert "greedy now" in panel.controls.temp_note.text()
     assert not panel.settings().do_sample
     # the pending first step is on screen with at least 20 candidates
-    assert len(panel._snap["view"].candidates) >= 20
+    assert len(panel.snapshot.view.candidates) >= 20
 
 
 @pytest.fixture
@@ -85,14 +87,14 @@ def test_first_decode_of_a_new_model_uses_its_generation_config(make, qtbot):
     session, panel = make("gpt2_with_rules", prompt_first=True, shown=False)
     qtbot.wait(600)     # past the typing pause: no second decode replaces the first
     settle(qtbot, session)
-    snap = panel._snap
-    assert snap["settings"].strategy == "sample" and snap["settings"].temperature == 0.7
-    assert snap["max_new_tokens"] == 33 and "of 33 new tokens" in panel.status.text()
-    assert "no_repeat_ngram_size=2" in panel.defaults_label.text()
-    assert [st.name for st in snap["view"].stages][:3] == ["raw", "penalties", "rules"]
+    snap = panel.snapshot
+    assert snap.settings.strategy == "sample" and snap.settings.temperature == 0.7
+    assert snap.max_new_tokens == 33 and "of 33 new tokens" in panel.status.text()
+    assert "no_repeat_ngram_size=2" in panel.controls.defaults_label.text()
+    assert [st.name for st in snap.view.stages][:3] == ["raw", "penalties", "rules"]
     panel.step_btn.click()
     settle(qtbot, session)
-    assert len(panel._snap["timeline"]) == 1 and panel._snap["settings"].strategy == "sample"
+    assert len(panel.snapshot.timeline) == 1 and panel.snapshot.settings.strategy == "sample"
 
 
 def test_step_back_and_the_text_strip(make, qtbot, tiny_gpt2):
@@ -100,8 +102,8 @@ def test_step_back_and_the_text_strip(make, qtbot, tiny_gpt2):
     for _ in range(3):
         panel.step_btn.click()
         settle(qtbot, session)
-    snap = panel._snap
-    assert len(snap["timeline"]) == 3 and snap["view"].chosen_id == snap["timeline"][-1].token_id
+    snap = panel.snapshot
+    assert len(snap.timeline) == 3 and snap.view.chosen_id == snap.timeline[-1].token_id
     assert panel.text.toHtml().count('href="s') == 3
     from lab.core import models
     from lab.core.decoding import DecodeSession
@@ -109,32 +111,32 @@ def test_step_back_and_the_text_strip(make, qtbot, tiny_gpt2):
 
     ref = DecodeSession(models.load(str(tiny_gpt2)), PROMPT, SamplingSettings(max_new_tokens=3))
     ref.run()
-    assert [t.token_id for t in snap["timeline"]] == ref.generated_ids()
+    assert [t.token_id for t in snap.timeline] == ref.generated_ids()
     panel.back_btn.click()
     settle(qtbot, session)
-    assert len(panel._snap["timeline"]) == 2
+    assert len(panel.snapshot.timeline) == 2
     assert "2 of 20 new tokens" in panel.status.text()
 
 
 def test_run_animates_and_stops_when_asked(make, qtbot):
     session, panel = make("tiny_gpt2")
-    panel.max_new.setValue(40)
-    panel.stop_eos.setChecked(False)
+    panel.controls.max_new.setValue(40)
+    panel.controls.stop_eos.setChecked(False)
     panel.speed.setValue(60)
     settle(qtbot, session)
     panel.run_btn.click()
     assert panel.running and panel.run_btn.text() == "Stop"
-    qtbot.waitUntil(lambda: len(panel._snap["timeline"]) >= 3, timeout=20000)   # the GUI kept processing events
+    qtbot.waitUntil(lambda: len(panel.snapshot.timeline) >= 3, timeout=20000)   # the GUI kept processing events
     panel.run_btn.click()
     assert not panel.running
     settle(qtbot, session)
-    n = len(panel._snap["timeline"])
+    n = len(panel.snapshot.timeline)
     qtbot.wait(300)
-    assert len(panel._snap["timeline"]) == n < 40
+    assert len(panel.snapshot.timeline) == n < 40
     panel.speed.setValue(0)
     panel.run_btn.click()
     qtbot.waitUntil(lambda: not panel.running, timeout=30000)
-    assert len(panel._snap["timeline"]) == 40 and panel._snap["stop"] == "max"
+    assert len(panel.snapshot.timeline) == 40 and panel.snapshot.stop == "max"
     assert "max new tokens" in panel.status.text()
 
 
@@ -143,65 +145,89 @@ def test_click_a_candidate_to_branch_and_switch_in_the_tree(make, qtbot):
     for _ in range(3):
         panel.step()
         settle(qtbot, session)
-    main = [t.token_id for t in panel._snap["timeline"]]
-    other = next(c for c in panel._snap["view"].candidates if not c.chosen)
+    main = [t.token_id for t in panel.snapshot.timeline]
+    other = next(c for c in panel.snapshot.view.candidates if not c.chosen)
     panel.bars.candidate_clicked.emit(other.id)
     settle(qtbot, session)
-    assert [t.token_id for t in panel._snap["timeline"]] == main[:2] + [other.id]
-    assert panel._snap["view"].how == "forced"
+    assert [t.token_id for t in panel.snapshot.timeline] == main[:2] + [other.id]
+    assert panel.snapshot.view.how == "forced"
     root = panel.tree.topLevelItem(0)
     assert root.childCount() == 2
     old = next(root.child(i) for i in range(2) if not root.child(i).font(0).bold())
     panel.tree.itemClicked.emit(old, 0)
     settle(qtbot, session)
-    assert [t.token_id for t in panel._snap["timeline"]] == main
+    assert [t.token_id for t in panel.snapshot.timeline] == main
 
 
 def test_settings_refilter_the_step_without_the_model(make, qtbot):
     session, panel = make("tiny_gpt2")
-    panel.strategy.setCurrentIndex(1)
+    panel.controls.strategy.setCurrentIndex(1)
     panel.step()
     settle(qtbot, session)
-    forwards = panel._snap["forwards"]
-    panel.top_k.setValue(3)
-    qtbot.waitUntil(lambda: panel._snap["view"].settings.top_k == 3, timeout=10000)
-    view = panel._snap["view"]
-    assert panel._snap["forwards"] == forwards
+    forwards = panel.snapshot.forwards
+    panel.controls.top_k.setValue(3)
+    qtbot.waitUntil(lambda: panel.snapshot.view.settings.top_k == 3, timeout=10000)
+    view = panel.snapshot.view
+    assert panel.snapshot.forwards == forwards
     assert sum(not c.removed for c in view.candidates) <= 4 and view.stages[4].survivors >= 3
     assert any("top-k" in c.removed_by for c in view.candidates)
 
 
-def test_seq2seq_steps_move_the_attention_target(make, qtbot):
+def test_seq2seq_steps_are_followed_in_the_trace_and_the_target_stays_the_users(make, qtbot, tiny_gpt2):
     session, panel = make("tiny_t5")
-    panel.step()
+    session.set_target("le chat")                 # the user's target text
+    notices = []
+    session.notice.connect(notices.append)
+    panel.controls.stop_eos.setChecked(False)
+    settle(qtbot, session)
+    word = next(c for c in panel.snapshot.view.candidates if c.token.strip().isalpha())
+    panel.force(word.id)                          # a word, so the decoded text is not empty
     settle(qtbot, session)
     panel.step()
     settle(qtbot, session)
-    assert panel._snap["seq2seq"] and session.target == panel._snap["text"]
+    text = panel.snapshot.text
+    assert panel.snapshot.seq2seq and len(panel.snapshot.timeline) == 2 and word.token.strip() in text
+    # "attention follows": the attention view traces the decoded text, the cross stack on its newest token
+    qtbot.waitUntil(lambda: session.trace is not None and session.trace.target_text == text, timeout=20000)
+    qtbot.waitUntil(lambda: session.selection.stack == "cross", timeout=5000)
+    assert session.target == "le chat"           # never set by the decoding panel
+    panel.follow.setChecked(False)                # not following: the trace is the user's target again
+    qtbot.waitUntil(lambda: session.trace.target_text == "le chat", timeout=20000)
+    assert session.target == "le chat"
+    # the user clears the target, follows again, then loads a decoder-only model
+    session.set_target("")
+    panel.follow.setChecked(True)
+    qtbot.waitUntil(lambda: session.trace.target_text == text, timeout=20000)
+    load_and_wait(qtbot, session, tiny_gpt2)
+    qtbot.waitUntil(lambda: panel.snapshot is not None and not panel.snapshot.seq2seq and not session.busy,
+                    timeout=30000)
+    settle(qtbot, session)
+    assert session.target == "" and session.trace is not None and not session.trace.target_text
+    assert not [n for n in notices if "target" in n.lower()], notices
 
 
 def test_fill_mask_panel_and_notes(make, qtbot):
     session, panel = make("tiny_bert", "the cat sat on the [MASK] . the [MASK] bites .")
-    snap = panel._snap
-    assert snap["kind"] == "fill" and len(snap["views"]) == 2
+    snap = panel.snapshot
+    assert snap.kind == "fill" and len(snap.views) == 2
     assert "[MASK 1]" in panel.text.toPlainText()
     panel.step()
     settle(qtbot, session)
-    assert panel._snap["fills"] == 1 and "[MASK 1]" not in panel.text.toPlainText()
+    assert panel.snapshot.fills == 1 and "[MASK 1]" not in panel.text.toPlainText()
     # nothing ends in a masked LM: no P(EOS) row or readout, no EOS / length controls
     assert not panel.chart.eos.isVisible() and "P(EOS)" not in panel.step_title.text()
-    assert not panel.stop_eos.isEnabled() and not panel.max_new.isEnabled()
+    assert not panel.controls.stop_eos.isEnabled() and not panel.controls.max_new.isEnabled()
     panel.back()
     settle(qtbot, session)
-    assert panel._snap["fills"] == 0
+    assert panel.snapshot.fills == 0
     session.set_prompt("no mask in this one", immediate=True)
-    qtbot.waitUntil(lambda: panel._snap is None and "[MASK]" in panel.note.text(), timeout=10000)
+    qtbot.waitUntil(lambda: panel.snapshot.kind == "none" and "[MASK]" in panel.note.text(), timeout=10000)
 
 
 def test_decoder_given_a_mask_gets_a_note(make, qtbot):
     session, panel = make("tiny_gpt2", "The [MASK] sat.")
     assert "does not fill in masks" in panel.note.text()
-    assert panel.stop_eos.isEnabled() and panel.max_new.isEnabled()
+    assert panel.controls.stop_eos.isEnabled() and panel.controls.max_new.isEnabled()
     panel.step()
     settle(qtbot, session)
     assert panel.chart.eos.isVisible() and "P(EOS)" in panel.step_title.text()
@@ -216,20 +242,119 @@ def test_prompt_helper_builds_templates_and_measures_the_examples(make, qtbot):
     assert "otter" not in zero and "otter" in one and "cheese" not in one and "cheese" in few
     assert zero.endswith("Input: apple\nOutput:") and parts0["examples"] == ""
     session, panel = make("tiny_gpt2")
-    panel.mode.setCurrentText("few-shot")
-    panel.examples.setPlainText("\n".join(f"word number {i} => mot numero {i}" for i in range(6)))
-    qtbot.waitUntil(lambda: "examples take" in panel.context_label.text(), timeout=10000)
-    few_count = panel.context_bar.counts["examples"]
-    assert few_count > 40 and panel.context_bar.context == 64
-    assert "not enough for max new tokens" in panel.context_label.text()
-    panel.use_prompt.click()
+    panel.helper.mode.setCurrentText("few-shot")
+    panel.helper.examples.setPlainText("\n".join(f"word number {i} => mot numero {i}" for i in range(6)))
+    qtbot.waitUntil(lambda: "examples take" in panel.helper.context_label.text(), timeout=10000)
+    few_count = panel.helper.context_bar.counts["examples"]
+    assert few_count > 40 and panel.helper.context_bar.context == 64
+    assert "not enough for max new tokens" in panel.helper.context_label.text()
+    panel.helper.use_prompt.click()
     assert session.prompt == panel.template()[0]
     qtbot.waitUntil(lambda: "context window" in panel.note.text(), timeout=20000)   # too long to decode: said so
-    panel.mode.setCurrentText("one-shot")
-    panel.instruction.setText("Translate.")
-    panel.examples.setPlainText("cat => chat\n" + panel.examples.toPlainText())
-    qtbot.waitUntil(lambda: "examples take" in panel.context_label.text()
-                    and 0 < panel.context_bar.counts["examples"] < few_count / 4, timeout=10000)
-    panel.use_prompt.click()
+    panel.helper.mode.setCurrentText("one-shot")
+    panel.helper.instruction.setText("Translate.")
+    panel.helper.examples.setPlainText("cat => chat\n" + panel.helper.examples.toPlainText())
+    qtbot.waitUntil(lambda: "examples take" in panel.helper.context_label.text()
+                    and 0 < panel.helper.context_bar.counts["examples"] < few_count / 4, timeout=10000)
+    panel.helper.use_prompt.click()
     qtbot.waitUntil(lambda: panel.decoded_prompt == session.prompt and not session.busy, timeout=20000)
-    assert "".join(panel._snap["prompt_tokens"]).endswith("Output:")
+    assert "".join(panel.snapshot.prompt_tokens).endswith("Output:")
+
+
+def _run_then_cancel(qtbot, session, panel, cancel):
+    """Start a long Run, cancel it between tokens; at most one more step may land after."""
+    panel.controls.max_new.setValue(40)
+    panel.controls.stop_eos.setChecked(False)
+    panel.speed.setValue(150)
+    settle(qtbot, session)
+    panel.run_btn.click()
+    qtbot.waitUntil(lambda: len(panel.snapshot.timeline) >= 2, timeout=20000)
+    n = len(panel.snapshot.timeline)
+    cancel()
+    assert not panel.running and panel.run_btn.text() == "Run"
+    settle(qtbot, session)
+    qtbot.wait(600)        # four pauses of the Run: a chain still going would have stepped
+    settle(qtbot, session)
+    assert n <= len(panel.snapshot.timeline) <= n + 1 < 40
+    assert not panel.running and panel.run_btn.text() == "Run"
+
+
+def test_cancel_stops_a_run_within_one_step(make, qtbot):
+    session, panel = make("tiny_gpt2")
+    _run_then_cancel(qtbot, session, panel, session.cancel)
+    panel.run_btn.click()                           # and a new Run still runs to the end
+    qtbot.waitUntil(lambda: not panel.running, timeout=60000)
+    assert len(panel.snapshot.timeline) == 40
+
+
+def test_the_windows_cancel_action_stops_a_run(qtbot, tiny_gpt2):
+    from PySide6.QtGui import QKeySequence
+
+    from lab.ui.main_window import MainWindow
+
+    win = MainWindow(restore=False)
+    qtbot.addWidget(win)
+    try:
+        session, panel = win.session, win.panels["decoding"]
+        load_and_wait(qtbot, session, tiny_gpt2)
+        session.set_prompt(PROMPT, immediate=True)
+        qtbot.waitUntil(lambda: panel.decoded_prompt == PROMPT and not session.busy, timeout=30000)
+        run_menu = next(a.menu() for a in win.menuBar().actions() if a.text() == "&Run")
+        cancel = next(a for a in run_menu.actions() if a.shortcut() == QKeySequence("Esc"))
+        _run_then_cancel(qtbot, session, panel, cancel.trigger)
+    finally:
+        win.close()
+
+
+def test_a_new_model_clears_the_decode_its_charts_and_tree(make, qtbot, tiny_t5, tiny_bert):
+    session, panel = make("tiny_gpt2")
+    for _ in range(3):
+        panel.step()
+        settle(qtbot, session)
+    assert len(panel.chart.ent.listDataItems()) == 1 and panel.tree.topLevelItemCount() == 1
+    seen = []
+
+    def on_screen(_card):     # runs after the panel's own handler
+        seen.append((len(panel.chart.ent.listDataItems()), panel.tree.topLevelItemCount(),
+                     panel.text.toHtml().count('href="s'), panel.waterfall.table.rowCount(),
+                     panel.step_title.text(), panel.snapshot))
+
+    session.model_changed.connect(on_screen)
+    load_and_wait(qtbot, session, tiny_t5)
+    assert seen == [(0, 0, 0, 0, "", None)]
+    qtbot.waitUntil(lambda: panel.snapshot is not None and panel.snapshot.seq2seq and not session.busy,
+                    timeout=30000)
+    assert panel.snapshot.timeline == () and panel.tree.topLevelItem(0).childCount() == 0
+    # a masked LM given no mask: no decode at all, and nothing of the previous one on screen
+    load_and_wait(qtbot, session, tiny_bert)
+    qtbot.waitUntil(lambda: panel.snapshot is not None and panel.snapshot.kind == "none", timeout=30000)
+    assert not panel.chart.ent.listDataItems() and panel.tree.topLevelItemCount() == 0
+    assert 'href="' not in panel.text.toHtml() and panel.waterfall.table.rowCount() == 0
+    assert "[MASK]" in panel.note.text()
+
+
+def test_the_controller_returns_frozen_snapshots_and_forgets_a_replaced_model(tiny_gpt2):
+    from dataclasses import FrozenInstanceError
+
+    from lab.core import models
+    from lab.core.errors import InputError
+    from lab.core.jobs import Job
+    from lab.core.sampling import SamplingSettings
+    from lab.ui.controllers.decoding import DecodeController
+
+    lm = models.load(str(tiny_gpt2))
+    ctl = DecodeController()
+    s = SamplingSettings(max_new_tokens=3)
+    with pytest.raises(InputError, match="Press Reset"):
+        ctl.step(lm, Job(), settings=s, order="left-to-right")
+    assert ctl.reset(lm, Job(), prompt=PROMPT, settings=s, order="left-to-right").timeline == ()
+    snap = ctl.step(lm, Job(), settings=s, order="left-to-right")
+    assert len(snap.timeline) == 1 and isinstance(snap.view.candidates, tuple)
+    with pytest.raises(FrozenInstanceError):
+        snap.text = "changed"
+    refiltered = ctl.view(lm, Job(), settings=s.with_(strategy="sample", top_k=2), order="left-to-right",
+                          focus=snap.timeline[0].node_id)
+    assert refiltered.forwards == snap.forwards and refiltered.view.refiltered
+    ctl.model_replaced()
+    with pytest.raises(InputError, match="Press Reset"):
+        ctl.step(lm, Job(), settings=s, order="left-to-right")

@@ -157,7 +157,8 @@ class DrawStrip(_FixedPlot):
         self.setYRange(0, 1, padding=0)
         self.setFixedHeight(78)
 
-    def set_draw(self, cands: list, draw: Optional[dict]) -> None:
+    def set_draw(self, cands: list, draw=None) -> None:
+        """``draw``: an object with ``u`` (where the draw fell), or None."""
         self.clear()
         x = 0.0
         for i, c in enumerate(cands):
@@ -170,9 +171,9 @@ class DrawStrip(_FixedPlot):
         if x < 1.0 - 1e-6:
             self.addItem(pg.BarGraphItem(x0=[x], y=[0.5], height=[0.8], width=[1.0 - x], brush=REMOVED.lighter(115),
                                          pen=pg.mkPen(None)))
-        if draw:
-            self.addItem(pg.InfiniteLine(pos=draw["u"], angle=90, pen=pg.mkPen((20, 20, 20), width=3),
-                                         label=f"u = {draw['u']:.3f}",
+        if draw is not None:
+            self.addItem(pg.InfiniteLine(pos=draw.u, angle=90, pen=pg.mkPen((20, 20, 20), width=3),
+                                         label=f"u = {draw.u:.3f}",
                                          labelOpts={"position": 0.85, "color": (20, 20, 20), "fill": (255, 255, 255, 200)}))
 
 

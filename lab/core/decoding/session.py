@@ -1,9 +1,9 @@
-"""Step-through decoding: one token at a time, exactly as transformers' ``generate()``.
+"""The step-through decode of a decoder-only or encoder-decoder model.
 
-``DecodeSession`` (decoder-only and encoder-decoder models) keeps a *tree* of tokens.
-Each node is one generated token; the root is the prompt. The session holds one live
-KV cache and the list of ids it contains; every node remembers the raw logits of the
-token after it (``next_logits``) once they have been computed, so
+``DecodeSession`` keeps a *tree* of tokens. Each node is one generated token; the root
+is the prompt. The session holds one live KV cache and the list of ids it contains;
+every node remembers the raw logits of the token after it (``next_logits``) once they
+have been computed, so
 
 - Step runs one incremental forward pass (one new token, the cache holds the rest),
 - Back and switching branches are instant (no model run); the next forward first crops
@@ -17,47 +17,35 @@ token after it (``next_logits``) once they have been computed, so
 
 Greedy is ``argmax`` of the processed scores; sampling is one ``torch.multinomial`` draw
 from their softmax with a ``torch.Generator`` seeded with the seed. A node stores the
-generator state before and after its draw, so a branch replays the same tokens. For
-one sample ``torch.multinomial`` runs an exponential race: token i gets ``p_i / E_i``
-with ``E_i ~ Exp(1)`` drawn from the generator, the largest wins. Replaying the race
-from the saved state gives the winner's margin ``M = min_i E_i / p_i``, and
-``v = 1 - exp(-M)`` is a uniform number independent of the winner; ``u = (mass of the
-tokens before the winner) + p_winner * v`` is therefore a uniform number that lands in
-the winner's slice of the cumulative distribution: that is the "where the draw fell"
-the panel shows.
-
-``FillMaskSession`` is the encoder-only twin: fill the masked positions of a masked-LM
-one at a time (left to right or most confident first), each fill a step Back undoes.
-Bidirectional attention means each fill re-reads the whole sentence (no KV cache).
+generator state before and after its draw, so a branch replays the same tokens (and
+``views`` can show where the draw fell).
 """
 from __future__ import annotations
 
 import inspect
 import itertools
-from collections import OrderedDict
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-import numpy as np
 import torch
 
 from lab.core import sampling
+from lab.core.decoding.fill_mask import MASK_SPELLINGS
+from lab.core.decoding.snapshots import Branch, DecodeSnapshot, StepView, TimelineItem
+from lab.core.decoding.views import N_CANDIDATES, build_view, make_generator, token_text
 from lab.core.errors import InputError
 from lab.core.jobs import Job
-from lab.core.models import KIND_DECODER, KIND_ENCODER, KIND_SEQ2SEQ, LoadedModel, device_errors
+from lab.core.models import KIND_ENCODER, KIND_SEQ2SEQ, LoadedModel, device_errors
 from lab.core.sampling import SamplingSettings
 
-N_CANDIDATES = 20
 #: Raw next-token logits a decode keeps for Back, branches and re-filtering, in bytes
 #: (GPT-2's vocabulary: about 1,300 steps). Past it the least recently used are dropped;
 #: a dropped step's numbers are read again with one forward pass if it is shown again.
 LOGITS_BUDGET_BYTES = 256 * 2**20
-MASK_SPELLINGS = ("[MASK]", "<mask>")
 
-
-# --- nodes and views ------------------------------------------------------------------------
 
 @dataclass(eq=False)
 class Node:
@@ -80,155 +68,9 @@ class Node:
         return self.parent is None
 
 
-@dataclass
-class Candidate:
-    id: int
-    token: str
-    raw_prob: float
-    prob: float                 # after the processors (0 = removed)
-    removed: bool
-    removed_by: str = ""        # the first stage that removed it
-    chosen: bool = False
-
-    def to_dict(self) -> dict:
-        return {"id": self.id, "token": self.token, "raw_prob": self.raw_prob, "prob": self.prob}
-
-
-@dataclass
-class StepView:
-    """Everything the panel draws for one step (plain Python / numpy, no torch)."""
-
-    step: int                           # 1-based index of the token (0: the next, pending step)
-    node_id: int                        # the node chosen at this step (or the node we stand on when pending)
-    chosen_id: Optional[int]
-    how: str
-    settings: SamplingSettings          # the settings the processed column uses
-    candidates: list[Candidate]
-    stages: list[sampling.StageResult]
-    cumulative: list[float]             # cumulative mass top-p reads, along candidates
-    top_p_cut: Optional[int]            # top-p keeps candidates[:top_p_cut]
-    draw: Optional[dict]                # {"u", "lo", "hi", "exact"} for a sampled token
-    entropy_bits: float                 # of the raw distribution
-    p_eos: float                        # raw probability of end-of-sequence
-    refiltered: bool = False            # settings differ from those that chose the token
-
-    def to_dict(self) -> dict:
-        return {"step": self.step, "chosen_id": self.chosen_id, "how": self.how,
-                "candidates": [c.to_dict() for c in self.candidates],
-                "stages": [s.to_dict() for s in self.stages], "top_p_cut": self.top_p_cut,
-                "draw": self.draw, "entropy_bits": self.entropy_bits, "p_eos": self.p_eos}
-
-
-@dataclass
-class TimelineItem:
-    node_id: int
-    token_id: int
-    token: str
-    raw_prob: float
-    prob: float
-    entropy_bits: float
-    p_eos: float
-    how: str
-
-
-@dataclass
-class Branch:
-    """A run of tokens between branching points, for the tree view."""
-
-    node_id: int                 # the last node of the run (goto target)
-    parent_node_id: Optional[int]
-    first_depth: int
-    text: str
-    tokens: int
-    cum_logprob: float
-    settings: str
-    on_path: bool
-    children: list["Branch"] = field(default_factory=list)
-
-
-def _token_text(tokenizer, tid: int) -> str:
-    if tokenizer is None:
-        return f"<{tid}>"
-    try:
-        t = tokenizer.decode([int(tid)], skip_special_tokens=False, clean_up_tokenization_spaces=False)
-    except Exception:
-        t = ""
-    if not t:
-        toks = tokenizer.convert_ids_to_tokens([int(tid)])
-        t = toks[0] if toks and toks[0] is not None else f"<{tid}>"
-    return t
-
-
 def _model_kwarg(model, *names) -> Optional[str]:
     params = inspect.signature(model.forward).parameters
     return next((n for n in names if n in params), None)
-
-
-def _make_generator(device: str, seed: int):
-    g = torch.Generator(device=torch.device(device))
-    g.manual_seed(int(seed))
-    return g
-
-
-def _candidate_order(stages: list[sampling.StageResult], k: int, extra: list[int]) -> np.ndarray:
-    """Ids of the k most likely tokens in the order the filters read them (stable on ties)."""
-    base = {s.name: s for s in stages}["penalties"].probs   # after penalties: top-k / top-p order
-    n = min(k, base.shape[0])
-    top = np.argpartition(-base, n - 1)[:n] if n < base.shape[0] else np.arange(base.shape[0])
-    ids = list(top)
-    for e in extra:
-        if e is not None and e not in ids:
-            ids.append(int(e))
-    ids = np.asarray(ids, dtype=np.int64)
-    return ids[np.lexsort((ids, -base[ids]))]
-
-
-def build_view(tokenizer, settings: SamplingSettings, input_ids, logits, *, chosen: Optional[int],
-               how: str, step: int, node_id: int, eos_ids: list[int], rng_before=None, device="cpu",
-               n: int = N_CANDIDATES, refiltered: bool = False,
-               rules: Optional[sampling.ModelRules] = None) -> StepView:
-    """Candidates, waterfall and draw of one step from its raw logits ``[1, vocab]``."""
-    stages = sampling.waterfall(settings, input_ids, logits, rules)
-    raw = stages[0].probs
-    final = stages[-1].probs
-    order = _candidate_order(stages, n, [chosen] if chosen is not None else [])
-    removed_by = {}
-    for i in order:
-        for s in stages[1:]:
-            if s.applied and s.probs[i] == 0 and raw[i] > 0:
-                removed_by[int(i)] = s.name
-                break
-    cands = [Candidate(int(i), _token_text(tokenizer, int(i)), float(raw[i]), float(final[i]),
-                       bool(final[i] == 0), removed_by.get(int(i), ""), chosen is not None and int(i) == chosen)
-             for i in order]
-    tp_in = sampling.top_p_input(stages)
-    cumulative = np.cumsum(tp_in[order]).tolist()
-    cut = sampling.top_p_cut(settings, stages, order)
-    draw = None
-    if how == "sample" and rng_before is not None and chosen is not None and not refiltered:
-        draw = _reconstruct_draw(final, chosen, rng_before, device)
-    p_eos = float(sum(raw[e] for e in eos_ids if 0 <= e < raw.shape[0]))
-    return StepView(step=step, node_id=node_id, chosen_id=chosen, how=how, settings=settings, candidates=cands,
-                    stages=stages, cumulative=cumulative, top_p_cut=cut, draw=draw,
-                    entropy_bits=stages[0].entropy_bits, p_eos=p_eos, refiltered=refiltered)
-
-
-def _reconstruct_draw(final: np.ndarray, chosen: int, rng_before, device: str) -> dict:
-    """Replay torch.multinomial's exponential race to find where the uniform draw fell."""
-    g = torch.Generator(device=torch.device(device))
-    g.set_state(rng_before)
-    probs = torch.from_numpy(np.ascontiguousarray(final, dtype=np.float32)).to(device)[None]
-    q = torch.empty_like(probs).exponential_(1, generator=g)
-    race = probs / q
-    winner = int(race.argmax())
-    m = 1.0 / float(race.max())
-    v = 1.0 - math.exp(-m)
-    order = np.lexsort((np.arange(final.shape[0]), -final))
-    pos = int(np.nonzero(order == chosen)[0][0])
-    lo = float(final[order[:pos]].sum(dtype=np.float64))
-    p = float(final[chosen])
-    return {"u": lo + p * v, "lo": lo, "hi": lo + p, "exact": winner == chosen,
-            "note": "torch.multinomial (one draw = an exponential race; u lands in the chosen token's slice)"}
 
 
 # --- the decode session -------------------------------------------------------------------------
@@ -250,8 +92,8 @@ class DecodeSession:
         self.seq2seq = lm.kind == KIND_SEQ2SEQ
         defaults = sampling.model_defaults(self.model)
         self.settings = (settings or defaults.settings).validated()
-        self.eos_ids = list(eos_token_ids) if eos_token_ids is not None else (
-            defaults.eos_token_ids or sampling.eos_token_ids(self.model, self.tokenizer))
+        self.eos_ids = list(eos_token_ids if eos_token_ids is not None else (
+            defaults.eos_token_ids or sampling.eos_token_ids(self.model, self.tokenizer)))
         self.notes: list[str] = []
         self.prompt = prompt or ""
         self._cache_kw = _model_kwarg(self.model, "cache", "past_key_values") or "past_key_values"
@@ -349,7 +191,7 @@ class DecodeSession:
         return wanted
 
     def _fresh_rng(self, seed: int):
-        return _make_generator(self.device, seed).get_state()
+        return make_generator(self.device, seed).get_state()
 
     def _chain_now(self) -> list:
         if self._chain_for != self.settings:
@@ -397,10 +239,6 @@ class DecodeSession:
         if node.depth >= self.max_new_tokens:
             return "max"
         return ""
-
-    @property
-    def finished(self) -> bool:
-        return bool(self.stop_reason())
 
     # --- the model
     def _forward(self, feed: list[int], start: int):
@@ -522,7 +360,7 @@ class DecodeSession:
         self.current = child
         return child
 
-    def run(self, job: Optional[Job] = None, on_step: Optional[Callable[[Node], None]] = None) -> list[Node]:
+    def run(self, job: Optional[Job] = None) -> list[Node]:
         """Step until EOS or max new tokens; cancellable between steps through ``job``."""
         job = Job.ensure(job)
         out = []
@@ -533,8 +371,6 @@ class DecodeSession:
             if node is None:
                 break
             out.append(node)
-            if on_step is not None:
-                on_step(node)
             job.progress(min(1.0, len(out) / total), f"token {node.depth}")
         return out
 
@@ -579,16 +415,6 @@ class DecodeSession:
                               rng_before=node.rng_before, device=self.device, n=n, refiltered=refiltered,
                               rules=self.rules)
 
-    def view_next(self, settings: Optional[SamplingSettings] = None, n: int = N_CANDIDATES) -> Optional[StepView]:
-        """The pending step after the current node, if its logits are already known (no model run)."""
-        node = self.current
-        if node.next_logits is None:
-            return None
-        with torch.inference_mode():
-            return build_view(self.tokenizer, settings or self.settings, self._input_ids(node), self._ensure_logits(node),
-                              chosen=None, how="pending", step=0, node_id=node.id, eos_ids=self.eos_ids,
-                              device=self.device, n=n, rules=self.rules)
-
     def _stats(self, node: Node) -> dict:
         if node._stats is None:
             with torch.inference_mode():
@@ -618,7 +444,7 @@ class DecodeSession:
         out = []
         for n in self.path(node):
             st = self._stats(n)
-            out.append(TimelineItem(n.id, n.token_id, _token_text(self.tokenizer, n.token_id), st["raw_prob"],
+            out.append(TimelineItem(n.id, n.token_id, token_text(self.tokenizer, n.token_id), st["raw_prob"],
                                     st["prob"], st["entropy_bits"], st["p_eos"], n.how))
         return out
 
@@ -633,11 +459,10 @@ class DecodeSession:
             last = chain[-1]
             ids = [c.token_id for c in chain if c.token_id is not None]
             text = self.tokenizer.decode(ids, skip_special_tokens=False) if (ids and self.tokenizer) else ""
-            b = Branch(node_id=last.id, parent_node_id=parent_id, first_depth=first.depth, text=text,
-                       tokens=len(ids), cum_logprob=self.cum_logprob(last), settings=last.settings.describe(),
-                       on_path=any(c.id in on_path for c in chain))
-            b.children = [run_from(c, last.id) for c in last.children]
-            return b
+            return Branch(node_id=last.id, parent_node_id=parent_id, first_depth=first.depth, text=text,
+                          tokens=len(ids), cum_logprob=self.cum_logprob(last), settings=last.settings.describe(),
+                          on_path=any(c.id in on_path for c in chain),
+                          children=tuple(run_from(c, last.id) for c in last.children))
 
         return run_from(self.root, None)
 
@@ -645,229 +470,19 @@ class DecodeSession:
         return [n for n in self.nodes.values() if not n.children and not n.is_root]
 
 
-# --- fill in the mask ------------------------------------------------------------------------
-
-@dataclass
-class MaskView:
-    position: int               # token index in the sentence
-    index: int                  # which mask (0-based, left to right)
-    filled_with: Optional[int]
-    view: StepView
-
-
-class FillMaskSession:
-    """Fill the mask tokens of an encoder-only masked-LM, one at a time; Back undoes a fill."""
-
-    ORDERS = ("left-to-right", "most-confident")
-
-    def __init__(self, lm: LoadedModel, prompt: str, settings: Optional[SamplingSettings] = None, *,
-                 order: str = "left-to-right", job: Optional[Job] = None):
-        job = Job.ensure(job)
-        if lm.kind != KIND_ENCODER:
-            raise InputError(f"{lm.card.name} is {lm.kind}: fill-in-the-mask needs an encoder-only masked-LM.")
-        out_emb = lm.model.get_output_embeddings() if hasattr(lm.model, "get_output_embeddings") else None
-        if out_emb is None:
-            raise InputError(f"{lm.card.name} is an encoder without a language-model head, so it cannot "
-                             "predict tokens for a mask.")
-        tok = lm.tokenizer
-        if getattr(tok, "mask_token_id", None) is None:
-            raise InputError(f"{lm.card.name}'s tokenizer has no mask token, so there is nothing to fill in.")
-        if order not in self.ORDERS:
-            raise InputError(f"Unknown fill order {order!r}; choose left-to-right or most-confident.")
-        self.lm, self.model, self.tokenizer = lm, lm.model, tok
-        self.device = str(lm.device)
-        self.settings = (settings or sampling.model_defaults(lm.model).settings).validated()
-        self.order = order
-        self.notes: list[str] = []
-        ids = list(tok(prompt or "", add_special_tokens=True)["input_ids"])
-        limit = lm.card.context
-        if limit and len(ids) > limit:
-            raise InputError(f"The text is {len(ids)} tokens; {lm.card.name} reads at most {limit}.")
-        self.mask_id = int(tok.mask_token_id)
-        self.positions = [i for i, t in enumerate(ids) if t == self.mask_id]
-        if not self.positions:
-            raise InputError(f"Put the mask token {tok.mask_token} where a word should be filled in "
-                             f"(e.g. 'The cat sat on the {tok.mask_token}.').")
-        self.original_ids = ids
-        # history[i] = (ids, logits [T, vocab] float32, fill (position, token, how, rng_before) or None, rng_after)
-        self._rng = _make_generator(self.device, self.settings.seed).get_state()
-        self.history: list[dict] = []
-        self.forward_lengths: list[int] = []
-        job.progress(0.2, "reading the sentence")
-        self.history.append({"ids": ids, "logits": self._forward(ids), "fill": None, "rng_after": self._rng})
-        job.progress(1.0, "ready")
-
-    def _forward(self, ids: list[int]):
-        with torch.inference_mode(), device_errors(self.device):
-            x = torch.tensor([ids], device=self.device)
-            self.forward_lengths.append(len(ids))
-            out = self.model(input_ids=x, attention_mask=torch.ones_like(x), return_dict=True)
-            return out.logits[0].to(torch.float32, copy=True)
-
-    @property
-    def ids(self) -> list[int]:
-        return self.history[-1]["ids"]
-
-    def unfilled(self) -> list[int]:
-        return [p for p in self.positions if self.ids[p] == self.mask_id]
-
-    @property
-    def finished(self) -> bool:
-        return not self.unfilled()
-
-    def set_settings(self, settings: SamplingSettings, order: Optional[str] = None) -> None:
-        settings = settings.validated()
-        if settings.seed != self.settings.seed:
-            self.history[-1]["rng_after"] = _make_generator(self.device, settings.seed).get_state()
-        self.settings = settings
-        if order is not None:
-            if order not in self.ORDERS:
-                raise InputError(f"Unknown fill order {order!r}; choose left-to-right or most-confident.")
-            self.order = order
-
-    def _scores(self, position: int, settings: SamplingSettings):
-        logits = self.history[-1]["logits"][position][None]
-        chain = sampling.build_chain(settings)
-        ids = torch.tensor([self.ids], device=self.device) if sampling.needs_input_ids(chain) else None
-        return logits, sampling.apply_chain(chain, ids, logits)
-
-    def next_position(self) -> Optional[int]:
-        todo = self.unfilled()
-        if not todo:
-            return None
-        if self.order == "left-to-right":
-            return todo[0]
-        with torch.inference_mode():
-            best = [(float(torch.softmax(self._scores(p, self.settings)[1], -1).max()), -p) for p in todo]
-        return -max(best)[1]
-
-    def step(self, position: Optional[int] = None, force: Optional[int] = None) -> Optional[int]:
-        """Fill one mask (the next by the order, or ``position``); returns the position filled."""
-        pos = self.next_position() if position is None else int(position)
-        if pos is None:
-            return None
-        if pos not in self.unfilled():
-            raise InputError("That position is not an unfilled mask.")
-        s = self.settings
-        rng_before = rng_after = self.history[-1]["rng_after"]
-        with torch.inference_mode():
-            logits, scores = self._scores(pos, s)
-            if force is not None:
-                tok, how = int(force), "forced"
-            elif s.do_sample:
-                g = torch.Generator(device=torch.device(self.device))
-                g.set_state(rng_before)
-                tok = int(torch.multinomial(torch.softmax(scores, -1), 1, generator=g))
-                rng_after, how = g.get_state(), "sample"
-            else:
-                tok, how = int(torch.argmax(scores, -1)), "greedy"
-        ids = list(self.ids)
-        ids[pos] = tok
-        self.history.append({"ids": ids, "logits": self._forward(ids), "rng_after": rng_after,
-                             "fill": {"position": pos, "token_id": tok, "how": how, "rng_before": rng_before,
-                                      "settings": s, "logits": logits}})
-        return pos
-
-    def run(self, job: Optional[Job] = None) -> list[int]:
-        job = Job.ensure(job)
-        out = []
-        while not self.finished:
-            job.check()
-            out.append(self.step())
-            job.progress(len(out) / max(1, len(self.positions)), f"mask {len(out)}")
-        return out
-
-    def back(self) -> bool:
-        if len(self.history) > 1:
-            self.history.pop()
-            return True
-        return False
-
-    def views(self, settings: Optional[SamplingSettings] = None, n: int = N_CANDIDATES) -> list[MaskView]:
-        """Candidates of every mask: open masks from the current state, filled ones from when they were filled."""
-        s = settings or self.settings
-        fills = {h["fill"]["position"]: h["fill"] for h in self.history[1:]}
-        eos = sampling.eos_token_ids(self.model, self.tokenizer)
-        out = []
-        with torch.inference_mode():
-            for k, pos in enumerate(self.positions):
-                f = fills.get(pos)
-                if f is None:
-                    logits = self.history[-1]["logits"][pos][None]
-                    v = build_view(self.tokenizer, s, torch.tensor([self.ids], device=self.device), logits,
-                                   chosen=None, how="pending", step=0, node_id=pos, eos_ids=eos,
-                                   device=self.device, n=n)
-                else:
-                    fs = settings or f["settings"]
-                    v = build_view(self.tokenizer, fs, torch.tensor([self.ids], device=self.device), f["logits"],
-                                   chosen=f["token_id"], how=f["how"], step=k + 1, node_id=pos, eos_ids=eos,
-                                   rng_before=f["rng_before"], device=self.device, n=n,
-                                   refiltered=fs != f["settings"])
-                out.append(MaskView(pos, k, f["token_id"] if f else None, v))
-        return out
-
-    def text(self) -> str:
-        return self.tokenizer.decode(self.ids, skip_special_tokens=True)
-
-    def tokens(self) -> list[str]:
-        return [_token_text(self.tokenizer, t) for t in self.ids]
-
-
-def mask_note(lm: LoadedModel, prompt: str) -> str:
-    """A note when the model and the prompt do not fit fill-in-the-mask (empty when fine)."""
-    tok = lm.tokenizer
-    mask = getattr(tok, "mask_token", None)
-    has_mask = any(m and m in (prompt or "") for m in (mask, *MASK_SPELLINGS))
-    if lm.kind in (KIND_DECODER, KIND_SEQ2SEQ) and has_mask:
-        return (f"{lm.card.name} is {lm.kind}: it continues text and does not fill in masks; "
-                "the mask is treated as ordinary text.")
-    if lm.kind == KIND_ENCODER:
-        out_emb = lm.model.get_output_embeddings() if hasattr(lm.model, "get_output_embeddings") else None
-        if out_emb is None:
-            return f"{lm.card.name} is an encoder without a language-model head: it cannot predict tokens."
-        if not has_mask and mask:
-            return f"Put {mask} where a word should be filled in."
-    return ""
-
-
-__all__ = ["DecodeSession", "FillMaskSession", "Node", "StepView", "Candidate", "TimelineItem", "Branch",
-           "MaskView", "build_view", "mask_note", "N_CANDIDATES"]
-
-
-# --- plain snapshots for the UI (built on the worker thread) ------------------------------------
-
 def snapshot_decode(dec: DecodeSession, focus: Optional[int] = None,
-                    settings: Optional[SamplingSettings] = None) -> dict:
-    """Everything the decoding panel draws, as plain data: no torch objects escape."""
+                    settings: Optional[SamplingSettings] = None) -> DecodeSnapshot:
+    """Everything the decoding panel draws; ``focus`` is a node on the path (default: the current)."""
     on_path = {n.id for n in dec.path()} | {dec.root.id}
     node = dec.nodes.get(focus) if focus is not None else None
     if node is None or node.id not in on_path:
         node = dec.current
-    view = dec.view(node, settings=settings or dec.settings)
-    timeline = dec.timeline()
     prompt_ids = dec.encoder_ids if dec.seq2seq else dec.prefix_ids
-    return {
-        "kind": "decode", "seq2seq": dec.seq2seq, "model": dec.lm.card.name,
-        "prompt_tokens": [_token_text(dec.tokenizer, t) for t in prompt_ids],
-        "timeline": timeline, "current_id": dec.current.id, "focus_id": node.id, "focus_step": node.depth,
-        "view": view, "tree": dec.tree(), "stop": dec.stop_reason(), "notes": list(dec.notes),
-        "settings": dec.settings, "max_new_tokens": dec.max_new_tokens, "text": dec.text(),
-        "cum_logprob": dec.cum_logprob(), "ms": dec.current.parent.ms if dec.current.parent else dec.root.ms,
-        "eos_ids": list(dec.eos_ids), "forwards": len(dec.forward_lengths),
-    }
-
-
-def snapshot_fill(fm: FillMaskSession, focus: Optional[int] = None,
-                  settings: Optional[SamplingSettings] = None) -> dict:
-    """The fill-in-the-mask twin of ``snapshot_decode``; ``focus`` is a mask index."""
-    views = fm.views(settings=settings or fm.settings)
-    if focus is None or not 0 <= focus < len(views):
-        nxt = fm.next_position()
-        focus = fm.positions.index(nxt) if nxt is not None else len(views) - 1
-    return {
-        "kind": "fill", "model": fm.lm.card.name, "tokens": fm.tokens(), "positions": list(fm.positions),
-        "mask_id": fm.mask_id, "ids": list(fm.ids), "views": views, "focus": focus, "view": views[focus].view,
-        "finished": fm.finished, "stop": "filled" if fm.finished else "", "notes": list(fm.notes),
-        "settings": fm.settings, "text": fm.text(), "fills": len(fm.history) - 1, "order": fm.order,
-        "forwards": len(fm.forward_lengths),
-    }
+    return DecodeSnapshot(
+        model=dec.lm.card.name, prompt=dec.prompt, seq2seq=dec.seq2seq,
+        prompt_tokens=tuple(token_text(dec.tokenizer, t) for t in prompt_ids),
+        timeline=tuple(dec.timeline()), current_id=dec.current.id, focus_id=node.id, focus_step=node.depth,
+        view=dec.view(node, settings=settings or dec.settings), tree=dec.tree(), stop=dec.stop_reason(),
+        notes=tuple(dec.notes), settings=dec.settings, max_new_tokens=dec.max_new_tokens, text=dec.text(),
+        cum_logprob=dec.cum_logprob(), ms=dec.current.parent.ms if dec.current.parent else dec.root.ms,
+        eos_ids=tuple(dec.eos_ids), forwards=len(dec.forward_lengths))
