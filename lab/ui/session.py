@@ -51,6 +51,7 @@ class Session(QObject):
     selection_changed = Signal(object)       # Selection
     busy_changed = Signal(bool, str)         # busy, label
     progress = Signal(float, str)
+    channel_progress = Signal(str, float, str)   # channel, fraction, stage: for a panel's own job
     error = Signal(str)                      # a message for the user
     notice = Signal(str)                     # a warning the user should see (not an error)
     cancel_requested = Signal(str)           # channel, or "" for every job (Esc, Run > Cancel)
@@ -180,8 +181,11 @@ class Session(QObject):
 
     @Slot(int, float, str)
     def _on_progress(self, task_id: int, fraction: float, stage: str) -> None:
-        if not self._is_quiet(task_id):
-            self.progress.emit(fraction, stage)
+        task = self._running.get(task_id)
+        if task is None or task.quiet:
+            return
+        self.progress.emit(fraction, stage)
+        self.channel_progress.emit(task.channel, fraction, stage)
 
     @Slot(int, str)
     def _on_skipped(self, task_id: int, channel: str) -> None:

@@ -33,7 +33,6 @@ from lab.core.atomic import publish_folder
 from lab.core.units import PF_DAY, format_flops
 
 
-
 class TrainError(Exception):
     """A refusal: reported as one line on stderr, exit status 2."""
 

@@ -43,12 +43,12 @@ def test_convert_shows_table_and_chart_then_refuses_a_full_folder(qtbot, session
     assert panel.table.item(0, 11).text() == "0 / 0"
     assert "CPU provider" in panel.summary.text() and "thread" in panel.summary.text()
     # the bar chart shows file sizes in MB, fp32 the largest
-    panel.chart_metric.setCurrentIndex(0)
-    sizes = panel.chart_values()
+    panel.chart.metric.setCurrentIndex(0)
+    sizes = panel.chart.values()
     assert sizes == pytest.approx([r["file_bytes"] / 1e6 for r in saved["rows"]])
     assert sizes[0] == max(sizes)
-    panel.chart_metric.setCurrentIndex(3)                                       # top-1 agreement in %
-    assert panel.chart_values()[0] == pytest.approx(100.0)
+    panel.chart.metric.setCurrentIndex(3)                                       # top-1 agreement in %
+    assert panel.chart.values()[0] == pytest.approx(100.0)
     assert panel.cancel_button.isEnabled() is False and panel.convert_button.isEnabled()
 
     # converting again into the now-full folder asks first; "No" leaves it alone
@@ -84,35 +84,36 @@ def test_unwritable_folder_shows_one_message(qtbot, session, panel, tiny_gpt2, t
 
 def test_memory_calculator_for_the_loaded_model_and_the_course_example(qtbot, session, panel, tiny_gpt2):
     panel.tabs.setCurrentIndex(1)
-    qtbot.waitUntil(lambda: panel.device.count() > len([1]), timeout=30_000)
+    calc = panel.calculator
+    qtbot.waitUntil(lambda: calc.device.count() > len([1]), timeout=30_000)
     # no GPU here: said plainly, presets and the system RAM offered
-    texts = [panel.device.itemText(i) for i in range(panel.device.count())]
+    texts = [calc.device.itemText(i) for i in range(calc.device.count())]
     assert any("CPU (system RAM)" in t for t in texts)
-    assert "No GPU detected" in panel.device_note.text() or "Detected" in panel.device_note.text()
+    assert "No GPU detected" in calc.device_note.text() or "Detected" in calc.device_note.text()
 
-    panel.show_course_example()
-    est = panel.estimate
+    calc.show_course_example()
+    est = calc.estimate
     assert est["weights_bytes"]["fp32"] == pytest.approx(4e9)
     assert est["course_example"]["rule_of_thumb_bytes"] == pytest.approx(24e9)
-    html = panel.calc_view.toPlainText()
+    html = calc.calc_view.toPlainText()
     assert "4 GB" in html and "24 GB" in html and "16 bytes/param" in html
 
     # a typed count with a shape gives activations; 80 GB: 7B training does not fit, inference does
-    panel.params_edit.setText("7B")
-    panel.layers.setValue(32)
-    panel.hidden.setValue(4096)
-    panel.heads.setValue(32)
-    panel.device.setCurrentIndex(next(i for i, t in enumerate(texts) if t.startswith("80 GB")))
-    est = panel.estimate
+    calc.params_edit.setText("7B")
+    calc.layers.setValue(32)
+    calc.hidden.setValue(4096)
+    calc.heads.setValue(32)
+    calc.device.setCurrentIndex(next(i for i, t in enumerate(texts) if t.startswith("80 GB")))
+    est = calc.estimate
     assert est["params"] == 7e9 and est["training"]["activations_bytes"] > 0
     assert est["fits"]["training"]["fits"] is False and est["fits"]["inference"]["fits"] is True
-    text = panel.calc_view.toPlainText()
+    text = calc.calc_view.toPlainText()
     assert "does not fit" in text and "Adam" in text
 
     load(qtbot, session, tiny_gpt2)
-    qtbot.waitUntil(lambda: panel.estimate and panel.estimate["params"] == session.card.params, timeout=10_000)
-    assert panel.estimate["weights_bytes"]["int4"] == pytest.approx(session.card.params * 0.5)
-    assert panel.estimate["training"]["activations_bytes"] is not None   # shape from the card
+    qtbot.waitUntil(lambda: calc.estimate and calc.estimate["params"] == session.card.params, timeout=10_000)
+    assert calc.estimate["weights_bytes"]["int4"] == pytest.approx(session.card.params * 0.5)
+    assert calc.estimate["training"]["activations_bytes"] is not None   # shape from the card
     assert panel.selftest_ready()
 
 
@@ -121,3 +122,102 @@ def test_parse_count():
     assert parse_count("1,300,000") == 1.3e6
     assert parse_count("lots") is None and parse_count("-5") is None
     assert mem.weights_bytes(parse_count("1B"), "fp32") == 4e9
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_run_cancel_stops_a_conversion_and_leaves_the_previous_one(qtbot, session, panel, tiny_gpt2, tmp_path):
+    """Esc / Run ▸ Cancel (session.cancel(), not the panel's button) stop a conversion that
+    would replace an earlier good one: the folder stays byte for byte, no temp folder is left."""
+    load(qtbot, session, tiny_gpt2)
+    work = tmp_path / "work"
+    out = work / "onnx"
+    panel.folder.setText(str(out))
+    for p, cb in panel.checks.items():
+        cb.setChecked(p == "fp32")
+    assert panel.start_conversion()
+    qtbot.waitUntil(lambda: panel.report is not None, timeout=WAIT)
+    before = _snapshot(out)
+    assert sorted(before) == ["model-fp32.onnx", "report.json"]
+
+    panel.checks["fp16"].setChecked(True)
+    panel.confirm_replace = lambda text: True
+    stages = []
+
+    def first_progress(channel, fraction, stage):
+        if channel == "precision.convert" and not stages:
+            stages.append(stage)
+            session.cancel()                      # what Esc and Run ▸ Cancel do
+            stages.append(panel.stage.text())
+
+    session.channel_progress.connect(first_progress)
+    assert panel.start_conversion()
+    qtbot.waitUntil(lambda: not panel._running, timeout=WAIT)
+    assert stages and "Cancelling" in stages[1]    # the panel says so at once, not only at the end
+    assert "Cancelled" in panel.stage.text() and "no partial files" in panel.stage.text()
+    assert not panel.message.isVisible()
+    assert _snapshot(out) == before
+    assert os.listdir(work) == ["onnx"]            # no .onnx.tmp-* folder beside it
+    assert panel.convert_button.isEnabled()
+    # the worker carries on
+    got = []
+    session.request("test.after", lambda lm, job: lm.card.name, got.append)
+    qtbot.waitUntil(lambda: bool(got), timeout=30_000)
+    assert got == [session.card.name]
+
+
+def test_another_model_resets_the_readout_folder_and_warnings(qtbot, session, tiny_gpt2, tiny_llama,
+                                                              tmp_path, monkeypatch):
+    from lab.ui.panels.precision import INTRO
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))      # the derived folders go under here
+    panel = PrecisionPanel(session)
+    qtbot.addWidget(panel)
+    panel.show()
+    load(qtbot, session, tiny_gpt2)
+    first = session.card.name
+    derived = panel.folder.text()
+    assert derived == str(tmp_path / "home" / "tvlab-onnx" / first)
+    for p, cb in panel.checks.items():
+        cb.setChecked(p == "fp32")
+    assert panel.start_conversion()                          # into the derived folder
+    qtbot.waitUntil(lambda: panel.report is not None, timeout=WAIT)
+    assert panel.table.rowCount() == 1 and panel.chart.values()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    panel.folder.setText(str(blocker / "onnx"))
+    assert not panel.start_conversion()                      # a warning about this model's folder
+    assert panel.message.isVisible()
+    panel.folder.setText(derived)
+
+    load_next = []
+    session.model_changed.connect(load_next.append)
+    session.load_model(str(tiny_llama))
+    qtbot.waitUntil(lambda: bool(load_next), timeout=60_000)
+    second = session.card.name
+    assert second != first
+    assert panel.report is None and panel.conversion is None
+    assert panel.table.rowCount() == 0 and panel.chart.values() == []
+    assert panel.summary.text() == INTRO
+    assert not panel.message.isVisible()
+    assert first not in panel.stage.text() and "readout" not in panel.stage.text()
+    assert panel.folder.text() == str(tmp_path / "home" / "tvlab-onnx" / second)
+    assert panel.convert_button.isEnabled()
+
+    # a folder the user chose stays the user's
+    mine = str(tmp_path / "mine")
+    panel.folder.setText(mine)
+    session.load_model(str(tiny_gpt2))
+    qtbot.waitUntil(lambda: session.card.name == first, timeout=60_000)
+    assert panel.folder.text() == mine
+
+
+def test_the_controller_forgets_its_conversion_with_the_model():
+    from lab.ui.controllers.conversion import Conversion, ConversionController
+
+    ctl = ConversionController()
+    ctl.last = Conversion(report=None, out="/x", model="m")
+    ctl.model_replaced()
+    assert ctl.last is None

@@ -37,15 +37,15 @@ def test_compute_budget_gives_the_optimum_and_moves_the_iso_flop_curve(panel):
     assert "20.0 tokens/param" in panel.optimum.text()
     a = sc.optimal("chinchilla-1", 5.76e23)
     panel.tabs.setCurrentIndex(1)                       # markers of a hidden tab catch up when shown
-    x, y = panel.iso_current_opt.getOriginalDataset()
+    x, y = panel.plots.iso_current_opt.getOriginalDataset()
     assert x[0] == pytest.approx(a.params) and y[0] == pytest.approx(a.loss)
     assert panel.pf_days.value() == pytest.approx(5.76e23 / 8.64e19)
     panel.tabs.setCurrentIndex(0)
-    assert panel.c_line.value() == pytest.approx(math.log10(5.76e23))
+    assert panel.plots.c_line.value() == pytest.approx(math.log10(5.76e23))
     # chinchilla-3 puts the optimum elsewhere at the same budget
     choose_law(panel, "chinchilla-3")
     panel.tabs.setCurrentIndex(1)
-    x3, _ = panel.iso_current_opt.getOriginalDataset()
+    x3, _ = panel.plots.iso_current_opt.getOriginalDataset()
     assert x3[0] < 0.7 * a.params
 
 
@@ -78,8 +78,8 @@ def test_params_tokens_verdict_presets_and_typed_values(panel, qtbot):
     panel.tokens.edit.editingFinished.emit()
     assert panel.tokens.value() == 1.4e12 and "d03030" in panel.tokens.edit.styleSheet()
     panel.tabs.setCurrentIndex(2)
-    assert panel.fn_point.x == pytest.approx(6 * 70e9 * 1.4e12) and panel.fn_point.y == pytest.approx(70e9)
-    assert panel.fn_point.item.isVisible()
+    assert panel.plots.fn_point.x == pytest.approx(6 * 70e9 * 1.4e12) and panel.plots.fn_point.y == pytest.approx(70e9)
+    assert panel.plots.fn_point.item.isVisible()
 
 
 def test_show_the_arithmetic(panel):
@@ -95,8 +95,8 @@ def test_show_the_arithmetic(panel):
 
 
 def test_known_models_are_on_the_frontier(panel):
-    assert panel.known_plotted >= 18
-    names = {item.textItem.toPlainText() for item in panel.plot_fn.getPlotItem().items
+    assert panel.plots.known_plotted >= 18
+    names = {item.textItem.toPlainText() for item in panel.plots.plot_fn.getPlotItem().items
              if hasattr(item, "textItem")}
     assert {"GPT-3 175B", "Chinchilla 70B", "Llama 2 70B"} <= names
 
@@ -114,7 +114,7 @@ def test_csv_import_fits_in_the_background_and_lists_bad_rows(panel, qtbot, tmp_
     assert not panel.fit_running and panel.fit_progress.isHidden()
     assert "bootstrap intervals" in panel.fit_info.text() and "alpha" in panel.fit_info.text()
     assert panel.fit.n_runs == 60
-    assert len(panel.plot_resid.getPlotItem().listDataItems()) == 1
+    assert len(panel.plots.plot_resid.getPlotItem().listDataItems()) == 1
     # a point far outside the runs warns about extrapolation
     panel.params.set_value(1e12)
     assert "Extrapolation" in panel.extrapolation.text() and panel.extrapolation.isVisible()
@@ -146,3 +146,41 @@ def test_the_zoo_sweep_is_fitted_when_its_tab_is_shown(panel, qtbot):
     qtbot.waitUntil(lambda: panel.fit is not None, timeout=180000)
     assert panel.fit.runs.source == str(panel.sweep_path)
     assert "fitted to" in panel.fit_info.text()
+
+
+def test_a_fit_error_is_the_panels_message_and_the_next_fit_works(panel, qtbot, session):
+    """Fits run on the session's compute lane: its errors reach the panel like any job's."""
+    errors = []
+    session.error.connect(errors.append)
+    panel.start_fit(sc.synthetic_runs(n=4, seed=1), bootstrap=5)      # too few runs: core refuses
+    qtbot.waitUntil(lambda: not panel.fit_running, timeout=60000)
+    assert panel.fit is None and "Need at least" in panel.fit_info.text()
+    assert "d03030" in panel.fit_info.text() and panel.fit_progress.isHidden()
+    assert not panel.cancel_button.isEnabled() and errors == []       # the panel's message, not a dialog
+    panel.start_fit(sc.synthetic_runs("epoch", n=40, noise=0.005, seed=2), bootstrap=5)
+    qtbot.waitUntil(lambda: panel.fit is not None, timeout=120000)
+    assert panel.fit.n_runs == 40 and "fitted to 40 runs" in panel.fit_info.text()
+
+
+def test_a_newer_fit_replaces_a_running_one(panel, qtbot):
+    panel.start_fit(sc.synthetic_runs(n=80, seed=4), bootstrap=5000)
+    qtbot.waitUntil(lambda: panel.fit_progress.value() > 5, timeout=60000)
+    newer = sc.synthetic_runs("epoch", n=30, noise=0.005, seed=5)
+    panel.start_fit(newer, bootstrap=5)
+    qtbot.waitUntil(lambda: panel.fit is not None, timeout=120000)
+    qtbot.wait(200)                                   # the older one's "Cancelled." must not land
+    assert panel.fit.n_runs == 30 and panel.runs is newer
+    assert "fitted to 30 runs" in panel.fit_info.text() and not panel.fit_running
+
+
+def test_esc_stops_a_running_fit(panel, qtbot, session):
+    """Esc and Run ▸ Cancel call session.cancel(): the fit is a session job, so it stops."""
+    busy = []
+    session.busy_changed.connect(lambda b, label: busy.append((b, label)))
+    panel.start_fit(sc.synthetic_runs(n=80, seed=4), bootstrap=5000)
+    qtbot.waitUntil(lambda: panel.fit_progress.value() > 10, timeout=60000)
+    assert (True, "fitting the scaling law") in busy       # the status bar shows it
+    session.cancel()
+    qtbot.waitUntil(lambda: not panel.fit_running, timeout=60000)
+    assert panel.fit is None and "Cancelled" in panel.fit_info.text()
+    assert busy[-1] == (False, "") and not session.busy

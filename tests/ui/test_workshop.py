@@ -208,7 +208,8 @@ def test_decoding_precision_and_scaling_lessons_set_their_panels(window, qtbot):
         elif lesson_id == "07-precision-memory":
             prec = window.panels["precision"]
             assert prec.tabs.tabText(prec.tabs.currentIndex()) == "Memory calculator"
-            assert prec.params_edit.text() == "1000000000" and prec.infer_dtype.currentText() == "fp32"
+            calc = prec.calculator
+            assert calc.params_edit.text() == "1000000000" and calc.infer_dtype.currentText() == "fp32"
             assert not window.docks["precision"].visibleRegion().isEmpty()
         else:
             sc = window.panels["scaling"]
