@@ -1,7 +1,12 @@
 """Session: the current model, prompt, trace and selection, shared by every panel.
 
-Panels call ``set_prompt``/``load_model``/``request`` and listen to the signals; they
-write back only selections, which the session broadcasts so the views stay linked.
+Panels call ``set_prompt``/``load_model``/``request``/``send`` and listen to the signals;
+they write back only selections, which the session broadcasts so the views stay linked.
+
+Two workers run the background jobs, with one pattern (lab.ui.worker): the model lane owns
+the loaded model; the compute lane, started on first use, runs jobs that need no model
+(fits) so they never hold up model work. Model-bound state that outlives one request
+lives in controllers on a lane (lab.ui.controllers), never on a widget.
 """
 from __future__ import annotations
 
@@ -22,6 +27,21 @@ class Selection:
     token: int = -1        # index into the stack's query tokens; -1 = none
 
 
+def _captured_widget(fn: Callable) -> Optional[str]:
+    """The name of a QObject that ``fn`` would carry onto the worker thread, if any."""
+    bound = getattr(fn, "__self__", None)
+    if isinstance(bound, QObject):
+        return type(bound).__name__
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:       # an empty cell
+            continue
+        if isinstance(value, QObject):
+            return type(value).__name__
+    return None
+
+
 class Session(QObject):
     model_loading = Signal(str)              # reference being loaded
     model_changed = Signal(object)           # ModelCard
@@ -33,8 +53,10 @@ class Session(QObject):
     progress = Signal(float, str)
     error = Signal(str)                      # a message for the user
     notice = Signal(str)                     # a warning the user should see (not an error)
+    cancel_requested = Signal(str)           # channel, or "" for every job (Esc, Run > Cancel)
 
     _submit = Signal(object)
+    _submit_compute = Signal(object)
 
     def __init__(self, parent: Optional[QObject] = None, trace_delay_ms: int = 250):
         super().__init__(parent)
@@ -50,22 +72,40 @@ class Session(QObject):
         self._worker = ModelWorker()
         self._thread = WorkerThread(self._worker)
         self._submit.connect(self._worker.run_task, Qt.QueuedConnection)
-        self._worker.started.connect(self._on_started)
-        self._worker.progress.connect(self._on_progress)
-        self._worker.finished.connect(self._on_finished)
-        self._worker.failed.connect(self._on_failed)
+        self._connect(self._worker)
         self._worker.model_replaced.connect(self._on_model_replaced)
-        self._worker.skipped.connect(lambda task_id, channel: self._finish(task_id))
         self._thread.start()
+        self._compute: Optional[ModelWorker] = None      # the compute lane, made on first use
+        self._compute_thread: Optional[WorkerThread] = None
+        self._lanes: dict[str, str] = {}                 # controller name -> lane
         # Qt aborts the process when a running QThread is destroyed. Whatever ends this
         # session (close, the event loop ending, garbage collection, interpreter exit),
-        # its worker thread is stopped first.
-        self._stop_thread = weakref.finalize(self, WorkerThread.stop, self._thread)
+        # its worker threads are stopped first.
+        self._stoppers = [weakref.finalize(self, WorkerThread.stop, self._thread)]
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
         self._trace_timer = QTimer(self, singleShot=True, interval=trace_delay_ms)
         self._trace_timer.timeout.connect(self.capture)
+
+    def _connect(self, worker: ModelWorker) -> None:
+        worker.started.connect(self._on_started)
+        worker.progress.connect(self._on_progress)
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_failed)
+        worker.skipped.connect(self._on_skipped)
+
+    def _lane(self, name: str) -> tuple[ModelWorker, Signal]:
+        if name == "model":
+            return self._worker, self._submit
+        if self._compute is None:
+            self._compute = ModelWorker()
+            self._compute_thread = WorkerThread(self._compute, "ComputeWorkerThread")
+            self._submit_compute.connect(self._compute.run_task, Qt.QueuedConnection)
+            self._connect(self._compute)
+            self._compute_thread.start()
+            self._stoppers.append(weakref.finalize(self, WorkerThread.stop, self._compute_thread))
+        return self._compute, self._submit_compute
 
     # --- requests -----------------------------------------------------------------
     def request(self, channel: str, fn: Callable, on_done: Callable[[Any], None],
@@ -74,23 +114,57 @@ class Session(QObject):
                 quiet: bool = False) -> Task:
         """Run ``fn(loaded_model, job)`` on the worker; ``on_done(result)`` on the GUI thread.
 
+        ``fn`` must not hold a widget (or any QObject): it runs on the worker thread, and a
+        widget reached from there, or released there, is a crash waiting to happen.
         A ``quiet`` task (a status poll, a device list) does not make the session busy:
         no progress bar, no Cancel button, nothing for selftest or a lesson to wait on."""
+        held = _captured_widget(fn)
+        if held is not None:
+            raise TypeError(f"a worker function must not hold a {held}: pass plain values, "
+                            "or keep the state in a controller (lab.ui.controllers)")
         task = Task(channel=channel, fn=fn, label=label or channel, needs_model=needs_model,
                     coalesce=coalesce, replaces_model=replaces_model)
         if quiet:
             self._quiet.add(task.id)
-        self._latest[channel] = task.id
-        self._worker.note_latest(channel, task.id)
+        return self._submit_task(task, "model", on_done, on_error)
+
+    def register(self, controller) -> None:
+        """Hand a controller to its lane's worker (a panel does this once, at construction)."""
+        worker, _ = self._lane(controller.lane)
+        worker.register(controller)
+        self._lanes[controller.name] = controller.lane
+
+    def send(self, controller: str, op: str, args: Optional[dict] = None,
+             on_done: Optional[Callable[[Any], None]] = None,
+             on_error: Optional[Callable[[str], None]] = None, *, channel: Optional[str] = None,
+             label: str = "", coalesce: bool = False, needs_model: Optional[bool] = None) -> Task:
+        """Run ``controllers[controller].<op>(lm, job, **args)`` on its lane; ``on_done(snapshot)``
+        on the GUI thread. ``channel`` (default: the controller's name) is what stale results
+        and ``cancel(channel)`` go by."""
+        lane = self._lanes.get(controller)
+        if lane is None:
+            raise KeyError(f"no controller named {controller!r} is registered")
+        task = Task(channel=channel or controller, controller=controller, op=op, args=dict(args or {}),
+                    label=label or op, needs_model=lane == "model" if needs_model is None else needs_model,
+                    coalesce=coalesce)
+        return self._submit_task(task, lane, on_done or (lambda _result: None), on_error)
+
+    def _submit_task(self, task: Task, lane: str, on_done, on_error) -> Task:
+        worker, submit = self._lane(lane)
+        self._latest[task.channel] = task.id
+        worker.note_latest(task.channel, task.id)
         self._callbacks[task.id] = (on_done, on_error)
         self._running[task.id] = task
-        self._submit.emit(task)
+        submit.emit(task)
         return task
 
     def cancel(self, channel: Optional[str] = None) -> None:
+        """Stop running and queued jobs (all of them, or one channel's). Panels that chain jobs
+        (a decoding Run) listen to ``cancel_requested`` and stop the chain too."""
         for task in list(self._running.values()):
             if channel is None or task.channel == channel:
                 task.job.cancel()
+        self.cancel_requested.emit(channel or "")
 
     @property
     def busy(self) -> bool:
@@ -105,6 +179,16 @@ class Session(QObject):
     def _on_progress(self, task_id: int, fraction: float, stage: str) -> None:
         if task_id not in self._quiet:
             self.progress.emit(fraction, stage)
+
+    @Slot(int, str)
+    def _on_skipped(self, task_id: int, channel: str) -> None:
+        task = self._running.get(task_id)
+        cbs = self._finish(task_id)
+        # A cancelled job that never ran still tells its owner, so a panel waiting on it
+        # (a Run, a conversion) leaves its busy state.
+        if task is not None and task.job.cancelled and cbs and cbs[1] is not None \
+                and self._is_current(task_id, channel):
+            cbs[1]("Cancelled.")
 
     def _finish(self, task_id: int):
         was_busy = self.busy
@@ -212,11 +296,13 @@ class Session(QObject):
             self.selection_changed.emit(new)
 
     def shutdown(self) -> None:
-        """Cancel every job, stop the worker thread, and drop the callbacks of jobs still
+        """Cancel every job, stop the worker threads, and drop the callbacks of jobs still
         queued (they hold panels, which may be gone when a late result would arrive)."""
-        self.cancel()
+        for task in list(self._running.values()):
+            task.job.cancel()
         self._trace_timer.stop()
-        self._stop_thread()
+        for stop in self._stoppers:
+            stop()
         self._callbacks.clear()
         self._running.clear()
         self._quiet.clear()

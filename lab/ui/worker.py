@@ -4,6 +4,11 @@ All model work (load, forward passes, decode steps, export) runs here. Each Task
 an id and a channel; a task whose id is no longer the newest of its channel is skipped
 before it runs, and the Session drops its result if it finishes late (the newest input
 always wins). Exceptions become ``failed`` signals and the worker carries on.
+
+A task is either a function ``fn(lm, job)`` or an operation on a registered controller
+(``controller``, ``op``, ``args``: see lab.ui.controllers). The same class also runs the
+"compute" lane, a second worker for jobs that need no model (fits), so every background
+job shares one pattern: ids, channels, progress, cancel and error handling.
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import sys
 import threading
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
@@ -25,11 +30,14 @@ _ids = itertools.count(1)
 @dataclass
 class Task:
     channel: str
-    fn: Callable[[Any, Job], Any]          # fn(loaded_model_or_None, job) -> result
+    fn: Optional[Callable[[Any, Job], Any]] = None   # fn(loaded_model_or_None, job) -> result
     label: str = ""
     needs_model: bool = True
     coalesce: bool = True                  # skip if a newer task of the channel is queued
     replaces_model: bool = False           # the result is a LoadedModel that becomes current
+    controller: Optional[str] = None       # or: controllers[controller].<op>(lm, job, **args)
+    op: str = ""
+    args: dict = field(default_factory=dict)
     id: int = field(default_factory=lambda: next(_ids))
     job: Job = field(default_factory=Job)
 
@@ -46,8 +54,19 @@ class ModelWorker(QObject):
         super().__init__()
         self.lm = None                        # LoadedModel, touched only on the worker thread
         self._latest: dict[str, int] = {}
+        self._controllers: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self.gui_thread_forward_guard = threading.get_ident()
+
+    def register(self, controller) -> None:
+        """Adopt a controller; from now on only this worker's thread touches it."""
+        with self._lock:
+            if controller.name in self._controllers:
+                raise ValueError(f"a controller named {controller.name!r} is registered already")
+            self._controllers[controller.name] = controller
+
+    def _controller(self, name: str):
+        with self._lock:
+            return self._controllers[name]
 
     def note_latest(self, channel: str, task_id: int) -> None:
         with self._lock:
@@ -67,9 +86,17 @@ class ModelWorker(QObject):
         try:
             if task.needs_model and self.lm is None:
                 raise LabError("No model is loaded yet: choose one in the Model panel.")
-            result = task.fn(self.lm, task.job)
+            if task.controller is not None:
+                ctl = self._controller(task.controller)
+                result = getattr(ctl, task.op)(self.lm, task.job, **task.args)
+            else:
+                result = task.fn(self.lm, task.job)
             if task.replaces_model:
                 self.lm = result          # the old model is released here
+                with self._lock:
+                    controllers = list(self._controllers.values())
+                for ctl in controllers:   # before any later request can reach them
+                    ctl.model_replaced()
                 self.model_replaced.emit(result.card)
                 result = result.card
             self.finished.emit(task.id, task.channel, result)
@@ -86,11 +113,11 @@ class ModelWorker(QObject):
 
 
 class WorkerThread(QThread):
-    """The thread the worker lives on; stopped and joined on close."""
+    """The thread a worker lives on; stopped and joined on close."""
 
-    def __init__(self, worker: ModelWorker):
+    def __init__(self, worker: ModelWorker, name: str = "ModelWorkerThread"):
         super().__init__()
-        self.setObjectName("ModelWorkerThread")
+        self.setObjectName(name)
         worker.moveToThread(self)
 
     def stop(self, timeout_ms: int = 10000) -> bool:
