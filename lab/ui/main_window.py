@@ -8,7 +8,7 @@ runner), through those classes' public methods.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, TypeVar
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
@@ -29,6 +29,7 @@ from lab.ui.workshop import LessonRunner, LessonsMenu, large_fonts_on, set_large
 AREAS = {"left": Qt.LeftDockWidgetArea, "right": Qt.RightDockWidgetArea,
          "top": Qt.TopDockWidgetArea, "bottom": Qt.BottomDockWidgetArea}
 STATE_VERSION = 1
+P = TypeVar("P", bound=Panel)
 
 
 class PanelScroll(QScrollArea):
@@ -125,7 +126,8 @@ class MainWindow(QMainWindow):
         if restore:
             self.restore_settings()
 
-    def _panel_of(self, cls: type[Panel]) -> Panel:
+    def _panel_of(self, cls: type[P]) -> P:
+        """The registry's panel of this class (the window's own menus use its public methods)."""
         return next(p for p in self.panels.values() if isinstance(p, cls))
 
     # --- workshop: lessons, presenter options, export ------------------------------------

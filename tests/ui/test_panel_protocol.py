@@ -20,6 +20,9 @@ ALLOWED = {
     ("panels/precision.py", "getattr(r, attr)"): "a column of a measurement row, by its field name",
     ("panels/precision.py", 'getattr(self, "estimate", None)'): "the panel's own attribute, set on first use",
     ("panels/scaling.py", "getattr(m, attr)"): "a known model's field, by the name the plot shows",
+    ("session.py", 'getattr(fn, "__self__", None)'): "checks that a worker function holds no widget",
+    ("session.py", 'getattr(fn, "__closure__", None)'): "checks that a worker function holds no widget",
+    ("worker.py", "getattr(ctl, task.op)"): "a controller's operation, named by the request (lab.ui.controllers)",
 }
 
 
