@@ -17,10 +17,21 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import lab  # noqa: F401  (offline mode before transformers is imported)
-from lab.core.errors import DeviceError, ModelLoadError, first_line
+
 # Devices live in lab.core.devices; ``models.<name>`` keeps working for them.
-from lab.core.devices import (DTYPES, SPLIT, available_devices, choose_device, device_errors,  # noqa: F401
-                              device_label, device_memory, gpu_memory, parse_max_memory, torch_dtype)
+from lab.core.devices import (  # noqa: F401
+    DTYPES,
+    SPLIT,
+    available_devices,
+    choose_device,
+    device_errors,
+    device_label,
+    device_memory,
+    gpu_memory,
+    parse_max_memory,
+    torch_dtype,
+)
+from lab.core.errors import DeviceError, ModelLoadError, first_line
 from lab.core.jobs import Job
 
 KIND_DECODER = "decoder-only"

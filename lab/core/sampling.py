@@ -338,9 +338,13 @@ class ModelRules:
 def build_chain(s: SamplingSettings, rules: Optional[ModelRules] = None) -> list[Stage]:
     """The processors generate() would apply for these settings (and the model's own
     generation-config rules, when given), in its order."""
-    from transformers.generation.logits_process import (MinPLogitsWarper, RepetitionPenaltyLogitsProcessor,
-                                                        TemperatureLogitsWarper, TopKLogitsWarper,
-                                                        TopPLogitsWarper)
+    from transformers.generation.logits_process import (
+        MinPLogitsWarper,
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
 
     extra = (lambda where: rules.stages(s, where)) if rules else (lambda where: [])
     chain: list[Stage] = list(extra("before"))

@@ -4,13 +4,12 @@ from __future__ import annotations
 import sys
 from typing import Optional
 
-from PySide6.QtCore import QtMsgType, QTimer, qInstallMessageHandler
+from PySide6.QtCore import QTimer, QtMsgType, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication
 
 from lab.core import models
 from lab.ui import settings as lab_settings
 from lab.ui import theme as lab_theme
-
 
 # Harmless platform chatter that would otherwise clutter stderr (the CLI promises one line).
 _QUIET = ("propagateSizeHints", "QFont::setPointSizeF", "This plugin does not support")

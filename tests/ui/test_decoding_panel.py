@@ -1,9 +1,9 @@
 """The decoding panel driven like a user would, offscreen."""
 import pytest
-
-from lab.ui.panels.base import panel_classes
 from conftest_helpers import load_and_wait
+
 from lab.core.prompt_templates import build_prompt, parse_examples
+from lab.ui.panels.base import panel_classes
 from lab.ui.panels.decoding import DecodingPanel
 from lab.ui.session import Session
 

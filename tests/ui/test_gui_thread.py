@@ -6,7 +6,6 @@ import sys
 
 from PySide6.QtWidgets import QTabWidget
 
-
 # torch replaces the standard library's inspect.getfile when it is imported
 # (torch/package/package_importer.py), and shiboken's import hook calls inspect.getsource
 # on every ``from x import y``: that is not torch work.

@@ -127,8 +127,8 @@ def test_missing_panel_settings_are_reported_not_fatal(window, qtbot, tmp_path, 
 
 
 def test_presenter_fonts_contrast_and_reset(window, qtbot):
-    from lab.ui import workshop as wl
     from lab.ui import settings as lab_settings
+    from lab.ui import workshop as wl
 
     app = QApplication.instance()
     base = app.font().pointSizeF()

@@ -8,8 +8,17 @@
 """
 from lab.core.decoding.fill_mask import MASK_SPELLINGS, FillMaskSession, mask_note, snapshot_fill
 from lab.core.decoding.session import LOGITS_BUDGET_BYTES, DecodeSession, Node, snapshot_decode
-from lab.core.decoding.snapshots import (Branch, Candidate, DecodeSnapshot, Draw, FillSnapshot, MaskView,
-                                         NoDecode, StepView, TimelineItem)
+from lab.core.decoding.snapshots import (
+                                         Branch,
+                                         Candidate,
+                                         DecodeSnapshot,
+                                         Draw,
+                                         FillSnapshot,
+                                         MaskView,
+                                         NoDecode,
+                                         StepView,
+                                         TimelineItem,
+)
 from lab.core.decoding.views import N_CANDIDATES, build_view, token_text
 
 __all__ = ["DecodeSession", "FillMaskSession", "Node", "StepView", "Candidate", "Draw", "TimelineItem", "Branch",

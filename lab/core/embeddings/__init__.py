@@ -8,13 +8,36 @@ What lives where:
 - ``positions``: positional encodings (learned, sinusoidal, RoPE, relative biases)
 - ``context``: one word's hidden state across layers in two sentences
 """
-from lab.core.embeddings.context import (BANK_PRESET, ContextSimilarity, context_similarity, hidden_states,
-                                         word_span, word_tokens)
+from lab.core.embeddings.context import (
+                                         BANK_PRESET,
+                                         ContextSimilarity,
+                                         context_similarity,
+                                         hidden_states,
+                                         word_span,
+                                         word_tokens,
+)
 from lab.core.embeddings.geometry import Neighbour, Neighbours, Projection, neighbours, neighbours_csv, pca, projection
-from lab.core.embeddings.matrices import (INPUT, OUTPUT, EmbeddingRows, NeighbourIndex, has_output_embeddings, index,
-                                          piece_label, rows, tied)
-from lab.core.embeddings.positions import (ROPE_SOURCE, SINUSOID_SOURCE, T5_SOURCE, Positions, cosine_matrix,
-                                           positional, rope_table, sinusoidal)
+from lab.core.embeddings.matrices import (
+                                         INPUT,
+                                         OUTPUT,
+                                         EmbeddingRows,
+                                         NeighbourIndex,
+                                         has_output_embeddings,
+                                         index,
+                                         piece_label,
+                                         rows,
+                                         tied,
+)
+from lab.core.embeddings.positions import (
+                                         ROPE_SOURCE,
+                                         SINUSOID_SOURCE,
+                                         T5_SOURCE,
+                                         Positions,
+                                         cosine_matrix,
+                                         positional,
+                                         rope_table,
+                                         sinusoidal,
+)
 
 __all__ = ["NeighbourIndex", "index", "tied", "has_output_embeddings", "rows", "EmbeddingRows", "piece_label",
            "INPUT", "OUTPUT", "neighbours", "neighbours_csv", "Neighbour", "Neighbours", "pca", "projection",

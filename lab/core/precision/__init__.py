@@ -9,14 +9,42 @@ What lives where:
 - ``verify``: running a file with onnxruntime against torch: fidelity, size, memory, latency
 """
 from lab.core.precision.export import EXTERNAL_DATA_BYTES, OPSET, export_onnx, graph_description, untraceable_message
-from lab.core.precision.graph import (FP16_KEEP_FP32_OPS, INT8_OPS, dedupe_nodes, fold_weight_transposes,
-                                      gemm_to_matmul, to_fp16, to_int4, to_int8)
-from lab.core.precision.output import (DEFAULT_PRECISIONS, FILE_NAME, PRECISIONS, REPORT_NAME, ConversionReport,
-                                       PrecisionRow, check_output_folder, parse_precisions)
+from lab.core.precision.graph import (
+                                      FP16_KEEP_FP32_OPS,
+                                      INT8_OPS,
+                                      dedupe_nodes,
+                                      fold_weight_transposes,
+                                      gemm_to_matmul,
+                                      to_fp16,
+                                      to_int4,
+                                      to_int8,
+)
+from lab.core.precision.output import (
+                                      DEFAULT_PRECISIONS,
+                                      FILE_NAME,
+                                      PRECISIONS,
+                                      REPORT_NAME,
+                                      ConversionReport,
+                                      PrecisionRow,
+                                      check_output_folder,
+                                      parse_precisions,
+)
 from lab.core.precision.pipeline import convert
-from lab.core.precision.verify import (EVAL_MAX_TOKENS, EVAL_TEXT, LATENCY_BUDGET_S, LATENCY_RUNS, EvalInputs,
-                                       default_threads, eval_inputs, fidelity, measure, onnx_sizes, perplexity,
-                                       providers, torch_logits)
+from lab.core.precision.verify import (
+                                      EVAL_MAX_TOKENS,
+                                      EVAL_TEXT,
+                                      LATENCY_BUDGET_S,
+                                      LATENCY_RUNS,
+                                      EvalInputs,
+                                      default_threads,
+                                      eval_inputs,
+                                      fidelity,
+                                      measure,
+                                      onnx_sizes,
+                                      perplexity,
+                                      providers,
+                                      torch_logits,
+)
 
 __all__ = [
     "EXTERNAL_DATA_BYTES", "OPSET", "export_onnx", "graph_description", "untraceable_message",

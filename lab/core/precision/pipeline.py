@@ -34,16 +34,45 @@ from typing import Optional
 
 from lab.core.errors import LabError, first_line
 from lab.core.jobs import Job
-from lab.core.precision.export import (_EXPORT_CACHE_MAX_BYTES, EXTERNAL_DATA_BYTES, OPSET, _cached_export, _copy_model,
-                                       _fingerprint, _fp32_bytes, _reference_model, _remember_export,
-                                       export_onnx, graph_description)
+from lab.core.precision.export import (
+    _EXPORT_CACHE_MAX_BYTES,
+    EXTERNAL_DATA_BYTES,
+    OPSET,
+    _cached_export,
+    _copy_model,
+    _fingerprint,
+    _fp32_bytes,
+    _reference_model,
+    _remember_export,
+    export_onnx,
+    graph_description,
+)
 from lab.core.precision.graph import _remove_model, to_fp16, to_int4, to_int8
-from lab.core.precision.output import (DEFAULT_PRECISIONS, FILE_NAME, REPORT_NAME, ConversionReport, PrecisionRow,
-                                       _check_free_space, _make_temp_folder, _os_error, _publish, check_output_folder,
-                                       parse_precisions)
-from lab.core.precision.verify import (EVAL_TEXT, LATENCY_RUNS, default_threads, eval_inputs, fidelity, measure,
-                                       onnx_sizes, perplexity, providers, torch_logits)
-
+from lab.core.precision.output import (
+    DEFAULT_PRECISIONS,
+    FILE_NAME,
+    REPORT_NAME,
+    ConversionReport,
+    PrecisionRow,
+    _check_free_space,
+    _make_temp_folder,
+    _os_error,
+    _publish,
+    check_output_folder,
+    parse_precisions,
+)
+from lab.core.precision.verify import (
+    EVAL_TEXT,
+    LATENCY_RUNS,
+    default_threads,
+    eval_inputs,
+    fidelity,
+    measure,
+    onnx_sizes,
+    perplexity,
+    providers,
+    torch_logits,
+)
 
 _STAGES = {"export": (0.0, 0.45), "convert": (0.45, 0.55), "quantize": (0.55, 0.7), "verify": (0.7, 1.0)}
 

@@ -10,16 +10,55 @@ Every constant lives once, next to its source (../shared/REFERENCES.md). What li
 - ``known_models``: published models and the zoo's own sweep
 """
 from lab.core.scaling.arithmetic import arithmetic_compute, arithmetic_gpu, arithmetic_loss, arithmetic_optimal
-from lab.core.scaling.compute import (DEFAULT_MFU, FLOPS_PER_PF_DAY, GPU_PEAK_FLOPS, GPU_SOURCE, PF_DAY_SOURCE,
-                                      TRAINING_FLOPS_SOURCE, flops_to_pf_days, gpu_days, gpu_flops,
-                                      gpu_peak_flops, pf_days_to_flops, training_flops)
-from lab.core.scaling.fit import (FIT_NAMES, FIT_SOURCE, GRID_AB, GRID_ALPHA, GRID_E, HUBER_DELTA, MIN_RUNS, Fit,
-                                  fit_runs, init_grid, synthetic_runs)
+from lab.core.scaling.compute import (
+                                      DEFAULT_MFU,
+                                      FLOPS_PER_PF_DAY,
+                                      GPU_PEAK_FLOPS,
+                                      GPU_SOURCE,
+                                      PF_DAY_SOURCE,
+                                      TRAINING_FLOPS_SOURCE,
+                                      flops_to_pf_days,
+                                      gpu_days,
+                                      gpu_flops,
+                                      gpu_peak_flops,
+                                      pf_days_to_flops,
+                                      training_flops,
+)
+from lab.core.scaling.fit import (
+                                      FIT_NAMES,
+                                      FIT_SOURCE,
+                                      GRID_AB,
+                                      GRID_ALPHA,
+                                      GRID_E,
+                                      HUBER_DELTA,
+                                      MIN_RUNS,
+                                      Fit,
+                                      fit_runs,
+                                      init_grid,
+                                      synthetic_runs,
+)
 from lab.core.scaling.known_models import KnownModel, known_models_path, load_known_models, zoo_sweep_path
-from lab.core.scaling.laws import (LAW_KEYS, LAWS, VERDICT_FACTOR, Allocation, Law, Verdict, frontier,
-                                   frontier_exponents, get_law, iso_flop_curve, loss, loss_vs_compute,
-                                   loss_vs_params, loss_vs_tokens, optimal, optimal_params_tokens, parametric_law,
-                                   units_note, verdict)
+from lab.core.scaling.laws import (
+                                      LAW_KEYS,
+                                      LAWS,
+                                      VERDICT_FACTOR,
+                                      Allocation,
+                                      Law,
+                                      Verdict,
+                                      frontier,
+                                      frontier_exponents,
+                                      get_law,
+                                      iso_flop_curve,
+                                      loss,
+                                      loss_vs_compute,
+                                      loss_vs_params,
+                                      loss_vs_tokens,
+                                      optimal,
+                                      optimal_params_tokens,
+                                      parametric_law,
+                                      units_note,
+                                      verdict,
+)
 from lab.core.scaling.runs import BadRow, Runs, parse_runs, read_runs
 
 __all__ = [

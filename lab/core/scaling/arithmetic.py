@@ -3,8 +3,16 @@ from __future__ import annotations
 
 from typing import Optional
 
-from lab.core.scaling.compute import (DEFAULT_MFU, FLOPS_PER_PF_DAY, _gpu_key, _num, _scalar, gpu_days, gpu_flops,
-                                      gpu_peak_flops)
+from lab.core.scaling.compute import (
+    DEFAULT_MFU,
+    FLOPS_PER_PF_DAY,
+    _gpu_key,
+    _num,
+    _scalar,
+    gpu_days,
+    gpu_flops,
+    gpu_peak_flops,
+)
 from lab.core.scaling.laws import frontier_exponents, get_law, loss, optimal
 from lab.core.units import format_flops
 

@@ -10,10 +10,23 @@ What lives where:
 - ``npz``: the raw attentions as an NPZ file
 """
 from lab.core.models import KIND_DECODER, KIND_ENCODER, KIND_SEQ2SEQ
-from lab.core.trace.aggregates import (THUMB_SIZE, head_entropy, hide_first_token, kv_groups, max_over_heads,
-                                      mean_over_heads, rollout, thumbnails)
-from lab.core.trace.arrays import (FLOAT16_ABOVE_BYTES, PACK_CAUSAL_ABOVE_BYTES, CausalArray, DeviceArray,
-                                   attention_bytes)
+from lab.core.trace.aggregates import (
+                                      THUMB_SIZE,
+                                      head_entropy,
+                                      hide_first_token,
+                                      kv_groups,
+                                      max_over_heads,
+                                      mean_over_heads,
+                                      rollout,
+                                      thumbnails,
+)
+from lab.core.trace.arrays import (
+                                      FLOAT16_ABOVE_BYTES,
+                                      PACK_CAUSAL_ABOVE_BYTES,
+                                      CausalArray,
+                                      DeviceArray,
+                                      attention_bytes,
+)
 from lab.core.trace.forward import capture, context_limit, eager_attention, encode
 from lab.core.trace.lens import LensLayer, LensResult, lens_parts, logit_lens
 from lab.core.trace.npz import npz_arrays, save_npz

@@ -115,7 +115,7 @@ def thumbnails(attn, size: int = THUMB_SIZE) -> np.ndarray:
     if (fq, fk) == (1, 1):
         return np.stack([_np32(_layer_tensor(attn, layer)) for layer in range(L)])
     import torch
-    import torch.nn.functional as F   # torch's pooling is several times faster than numpy's reshape-max
+    import torch.nn.functional as F  # torch's pooling is several times faster than numpy's reshape-max
 
     out = [F.max_pool2d(_layer_tensor(attn, layer).float().unsqueeze(0), (fq, fk), ceil_mode=True)[0]
            for layer in range(L)]

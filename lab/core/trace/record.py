@@ -8,8 +8,15 @@ import numpy as np
 
 from lab.core.errors import InputError
 from lab.core.models import KIND_DECODER
-from lab.core.trace.aggregates import (THUMB_SIZE, head_entropy, kv_groups, max_over_heads, mean_over_heads,
-                                      rollout, thumbnails)
+from lab.core.trace.aggregates import (
+    THUMB_SIZE,
+    head_entropy,
+    kv_groups,
+    max_over_heads,
+    mean_over_heads,
+    rollout,
+    thumbnails,
+)
 from lab.core.trace.arrays import _is_resident
 
 STACK_LABELS = {

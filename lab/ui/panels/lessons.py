@@ -10,8 +10,7 @@ import html
 from typing import Optional
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
-                               QTextBrowser, QVBoxLayout)
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QTextBrowser, QVBoxLayout
 
 from lab.ui import settings as lab_settings
 from lab.ui.panels.base import Panel

@@ -20,8 +20,7 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QTabWidget,
 from lab.core import atomic
 from lab.ui.panels.base import Panel
 from lab.ui.widgets.token_plots import MatrixView, ScatterView
-from lab.ui.widgets.token_views import (CompareView, ContextView, NeighboursView, PositionsView, TokensView, note,
-                                        page)
+from lab.ui.widgets.token_views import CompareView, ContextView, NeighboursView, PositionsView, TokensView, note, page
 
 DEBOUNCE_MS = 60               # re-tokenise this long after the last keystroke
 EMBED_ROWS = 512               # embedding heatmap rows (the first tokens)
