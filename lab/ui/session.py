@@ -42,6 +42,12 @@ def _captured_widget(fn: Callable) -> Optional[str]:
     return None
 
 
+def _stop_threads(threads: list) -> None:
+    """Stop worker threads (a finalizer: it must not hold the session)."""
+    for thread in threads:
+        thread.stop()
+
+
 class Session(QObject):
     model_loading = Signal(str)              # reference being loaded
     model_changed = Signal(object)           # ModelCard
@@ -83,7 +89,7 @@ class Session(QObject):
         # session (close, the event loop ending, garbage collection, interpreter exit),
         # its worker threads are stopped first.
         self._threads = [self._thread]                   # shared with the finalizer, not self
-        self._stop_threads = weakref.finalize(self, Session._stop_lanes, self._threads)
+        self._stop_threads = weakref.finalize(self, _stop_threads, self._threads)
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
@@ -311,11 +317,6 @@ class Session(QObject):
         if new != self.selection:
             self.selection = new
             self.selection_changed.emit(new)
-
-    @staticmethod
-    def _stop_lanes(threads: list) -> None:
-        for thread in threads:
-            thread.stop()
 
     def shutdown(self) -> None:
         """Cancel every job, stop the worker threads, and drop the callbacks of jobs still

@@ -1,6 +1,5 @@
 """The decoding panel driven like a user would, offscreen."""
 import pytest
-from conftest_helpers import load_and_wait
 
 from lab.core.prompt_templates import build_prompt, parse_examples
 from lab.ui.panels.base import panel_classes
@@ -173,7 +172,7 @@ def test_settings_refilter_the_step_without_the_model(make, qtbot):
     assert any("top-k" in c.removed_by for c in view.candidates)
 
 
-def test_seq2seq_steps_are_followed_in_the_trace_and_the_target_stays_the_users(make, qtbot, tiny_gpt2):
+def test_seq2seq_steps_are_followed_in_the_trace_and_the_target_stays_the_users(make, qtbot, tiny_gpt2, load_and_wait):
     session, panel = make("tiny_t5")
     session.set_target("le chat")                 # the user's target text
     notices = []
@@ -287,7 +286,7 @@ def test_cancel_stops_a_run_within_one_step(make, qtbot):
     assert len(panel.snapshot.timeline) == 40
 
 
-def test_the_windows_cancel_action_stops_a_run(qtbot, tiny_gpt2):
+def test_the_windows_cancel_action_stops_a_run(qtbot, tiny_gpt2, load_and_wait):
     from PySide6.QtGui import QKeySequence
 
     from lab.ui.main_window import MainWindow
@@ -306,7 +305,7 @@ def test_the_windows_cancel_action_stops_a_run(qtbot, tiny_gpt2):
         win.close()
 
 
-def test_a_new_model_clears_the_decode_its_charts_and_tree(make, qtbot, tiny_t5, tiny_bert):
+def test_a_new_model_clears_the_decode_its_charts_and_tree(make, qtbot, tiny_t5, tiny_bert, load_and_wait):
     session, panel = make("tiny_gpt2")
     for _ in range(3):
         panel.step()

@@ -15,11 +15,10 @@ UI = Path(lab.ui.__file__).parent
 
 # Every hasattr/getattr left in lab/ui, and why it is not a panel probe: (file, source).
 ALLOWED = {
-    ("panels/decoding.py", 'getattr(lm.tokenizer, "mask_token", None)'):
+    ("controllers/decoding.py", 'getattr(lm.tokenizer, "mask_token", None)'):
         "a Hugging Face tokenizer (worker side), not every one has a mask token",
-    ("panels/precision.py", "getattr(r, attr)"): "a column of a measurement row, by its field name",
-    ("panels/precision.py", 'getattr(self, "estimate", None)'): "the panel's own attribute, set on first use",
-    ("panels/scaling.py", "getattr(m, attr)"): "a known model's field, by the name the plot shows",
+    ("widgets/precision_chart.py", "getattr(r, attr)"): "a column of a measurement row, by its field name",
+    ("widgets/scaling_plots.py", "getattr(m, attr)"): "a known model's field, by the name the plot shows",
     ("session.py", 'getattr(fn, "__self__", None)'): "checks that a worker function holds no widget",
     ("session.py", 'getattr(fn, "__closure__", None)'): "checks that a worker function holds no widget",
     ("worker.py", "getattr(ctl, task.op)"): "a controller's operation, named by the request (lab.ui.controllers)",

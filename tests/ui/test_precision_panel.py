@@ -5,7 +5,8 @@ import os
 import pytest
 
 from lab.core import memory as mem
-from lab.ui.panels.precision import PrecisionPanel, parse_count
+from lab.core.units import number_or_none as parse_count
+from lab.ui.panels.precision import PrecisionPanel
 
 WAIT = 240_000   # ms: an export of a tiny model takes seconds, more on a busy machine
 
