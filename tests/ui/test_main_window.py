@@ -1,7 +1,7 @@
 """The main window: docks from the registry, View menu, reset, persistence, status bar."""
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDropEvent
-from PySide6.QtWidgets import QDockWidget
+from PySide6.QtWidgets import QDockWidget, QLineEdit
 
 from lab.ui.panels.base import panel_classes
 
@@ -89,6 +89,18 @@ def test_model_panel_shows_the_card_and_errors_inline(qtbot, tiny_t5, tmp_path, 
         panel.load_ref(str(tmp_path / "nothing-here"))
     assert panel.error.isVisible() and "does not exist" in panel.error.text()
     assert win.session.card.kind == "encoder-decoder"       # the old model stays
+    win.close()
+
+
+def test_one_target_control_for_an_encoder_decoder(qtbot, tiny_t5, load_and_wait):
+    """The target text is the user's, set in one place: the prompt strip's Target box."""
+    win = make_window(qtbot)
+    load_and_wait(qtbot, win.session, tiny_t5)
+    targets = [e for e in win.findChildren(QLineEdit) if "target" in (e.placeholderText() + e.objectName()).lower()]
+    assert [e.objectName() for e in targets] == ["target"]
+    assert targets[0].isVisible()
+    targets[0].setText("the book")
+    assert win.session.target == "the book"
     win.close()
 
 

@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QMenu,
     QSpinBox,
     QTabWidget,
@@ -133,23 +132,6 @@ class AttentionPanel(Panel):
         row2.addStretch(1)
         row2.addWidget(self.export_button)
 
-        # target text (encoder-decoder): shared with the prompt panel through the session
-        self.target_row = QWidget()
-        tr_lay = QHBoxLayout(self.target_row)
-        tr_lay.setContentsMargins(0, 0, 0, 0)
-        self.target = QLineEdit()
-        self.target.setPlaceholderText("Target (decoder) text; empty = the model's own greedy output")
-        self.target.editingFinished.connect(lambda: session.set_target(self.target.text()))
-        self.target.setToolTip("Shared with the prompt panel's target box. The decoding panel's output "
-                               "becomes the target while its “attention follows” option is on.")
-        tr_lay.addWidget(QLabel("Target:"))
-        tr_lay.addWidget(self.target, 1)
-        follow = QLabel("or decode in the Decoding panel")
-        follow.setStyleSheet("color: #666;")
-        follow.setToolTip(self.target.toolTip())
-        tr_lay.addWidget(follow)
-        self.target_row.hide()
-        session.target_changed.connect(self._target_from_session)
 
         self.banner = QLabel()
         self.banner.setWordWrap(True)
@@ -192,7 +174,6 @@ class AttentionPanel(Panel):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(row1)
         lay.addLayout(row2)
-        lay.addWidget(self.target_row)
         lay.addWidget(self.banner)
         lay.addWidget(self.tabs, 1)
         lay.addWidget(self.note)
@@ -205,7 +186,6 @@ class AttentionPanel(Panel):
     # --- session events -----------------------------------------------------------------------
     def on_model_changed(self, card) -> None:
         self.card = card
-        self.target_row.setVisible(card is not None and card.kind == "encoder-decoder")
 
     def on_trace_changed(self, trace) -> None:
         self.trace = trace
@@ -314,10 +294,6 @@ class AttentionPanel(Panel):
             self.agg_kind.setCurrentIndex(self.agg_kind.findData(settings["aggregate"]))
         if settings.get("view") in self.VIEWS:
             self.tabs.setCurrentIndex(self.VIEWS.index(settings["view"]))
-
-    def _target_from_session(self, text: str) -> None:
-        if self.target.text() != text:
-            self.target.setText(text)
 
     # --- drawing ------------------------------------------------------------------------------
     def _enable(self, on: bool) -> None:

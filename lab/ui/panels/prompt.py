@@ -32,6 +32,7 @@ class PromptPanel(Panel):
         self.edit.setFixedHeight(64)
         self.edit.setTabChangesFocus(True)
         self.target = QLineEdit()
+        self.target.setObjectName("target")      # the one Target control of the lab
         self.target.setPlaceholderText("Target text for encoder-decoder models (empty: the model's own output)")
         self.recent = QComboBox()
         self.recent.setToolTip("Recent prompts")
