@@ -29,11 +29,12 @@ from PySide6.QtWidgets import (
 import lab
 from lab.core import models
 from lab.core.resources import resource
+from lab.core.units import format_bytes, format_count
 from lab.ui import settings as lab_settings
 from lab.ui import theme as lab_theme
 from lab.ui.panels.base import Panel, panel_classes
 from lab.ui.panels.lessons import LessonsPanel
-from lab.ui.panels.model import ModelPanel, human_bytes, human_count
+from lab.ui.panels.model import ModelPanel
 from lab.ui.session import Session
 from lab.ui.workshop import LessonRunner, LessonsMenu, large_fonts_on, set_large_fonts
 
@@ -268,7 +269,7 @@ class MainWindow(QMainWindow):
     def _show_gpu_memory(self, rows) -> None:
         self.gpu_label.setVisible(bool(rows))
         self.gpu_label.setText("  ".join(
-            f"{dev}: {human_bytes(used)} in use, peak {human_bytes(peak)} of {human_bytes(total)}"
+            f"{dev}: {format_bytes(used)} in use, peak {format_bytes(peak)} of {format_bytes(total)}"
             for dev, used, peak, total in rows))
 
     def _show_model(self, card) -> None:
@@ -282,8 +283,8 @@ class MainWindow(QMainWindow):
             self.gpu_timer.stop()
             self.gpu_label.hide()
         self.model_label.setText(
-            f"{card.name} · {card.kind} · {human_count(card.params)} parameters · "
-            f"{card.device} · {card.dtype} · weights {human_bytes(card.param_bytes)}")
+            f"{card.name} · {card.kind} · {format_count(card.params)} parameters · "
+            f"{card.device} · {card.dtype} · weights {format_bytes(card.param_bytes)}")
         s = lab_settings.settings()
         s.setValue("last_model", card.ref)
         s.setValue("device", card.device)

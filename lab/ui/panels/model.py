@@ -23,8 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from lab.core import models
-from lab.core.units import format_bytes as human_bytes
-from lab.core.units import format_count as human_count
+from lab.core.units import format_bytes, format_count
 from lab.ui.panels.base import Panel
 
 
@@ -112,7 +111,7 @@ class ModelPanel(Panel):
         zoo = QTreeWidgetItem(["Bundled zoo", ""])
         for name, path in models.zoo_models().items():
             size = sum(f.stat().st_size for f in path.glob("*") if f.is_file())
-            item = QTreeWidgetItem([f"zoo:{name}", human_bytes(size)])
+            item = QTreeWidgetItem([f"zoo:{name}", format_bytes(size)])
             item.setData(0, Qt.UserRole, f"zoo:{name}")
             item.setToolTip(0, str(path))
             zoo.addChild(item)
@@ -132,7 +131,7 @@ class ModelPanel(Panel):
         self._cached = list(cached or [])
         self.cache.takeChildren()
         for c in self._cached:
-            item = QTreeWidgetItem([c.repo_id, human_bytes(c.size_bytes)])
+            item = QTreeWidgetItem([c.repo_id, format_bytes(c.size_bytes)])
             item.setData(0, Qt.UserRole, c.repo_id)
             item.setToolTip(0, str(c.path))
             self.cache.addChild(item)
@@ -246,8 +245,8 @@ def card_html(card) -> str:
         ("Layers", layers), ("Heads", heads), ("Hidden size", str(card.hidden)),
         ("Vocabulary", f"{card.vocab:,}"),
         ("Context window", f"{card.context:,} tokens" if card.context else "no fixed limit (relative positions)"),
-        ("Parameters", f"{card.params:,} ({human_count(card.params)})"),
-        ("Weights in memory", f"{human_bytes(card.param_bytes)} at {card.dtype}"),
+        ("Parameters", f"{card.params:,} ({format_count(card.params)})"),
+        ("Weights in memory", f"{format_bytes(card.param_bytes)} at {card.dtype}"),
         ("Device", card.device), ("Attention", card.attn_implementation + " (eager for captures)"),
         ("Source", f"{card.source}: {card.path}"),
     ]
