@@ -385,7 +385,7 @@ class ScalingPanel(Panel):
         self.sweep_path = path if path.is_file() else None
         self.sweep_button.setEnabled(self.sweep_path is not None)
         if self.sweep_path is None:
-            self.sweep_button.setToolTip("models/scaling_runs.csv is not there yet (python -m models.sweep)")
+            self.sweep_button.setToolTip("models/scaling_runs.csv is not there yet (python -m models.training.sweep)")
             return
         self.sweep_button.setToolTip(str(path))
         try:
