@@ -77,10 +77,10 @@ def _qt():
     """The QApplication, or None where Qt is not installed (a bare GPU box): UI figures are skipped."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     try:
-        from PySide6.QtWidgets import QApplication
-    except ImportError:
+        from lab.ui.app import application
+    except ImportError:          # no Qt here (a GPU machine): no view timings
         return None
-    return QApplication.instance() or QApplication([])
+    return application()
 
 
 def run(device: str, quick: bool) -> list[Figure]:

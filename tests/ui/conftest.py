@@ -2,6 +2,15 @@
 import pytest
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _gc_on_the_gui_thread(qapp):
+    """As in the app: cycles holding Qt objects are freed on the GUI thread, never by a
+    worker thread that happens to allocate (lab.ui.collector)."""
+    from lab.ui.collector import collect_on_gui_thread
+
+    collect_on_gui_thread(qapp)
+
+
 @pytest.fixture(autouse=True)
 def _settings_in_tmp(tmp_path, monkeypatch):
     """Each GUI test gets its own settings file, never the user's."""

@@ -1,0 +1,43 @@
+"""Python's cyclic garbage collector, run on the GUI thread only.
+
+A reference cycle that holds a Qt object (a panel and the callbacks it handed out, a
+widget kept by a lambda) is freed by whichever thread happens to trigger a collection.
+When that is the model worker, in the middle of an ONNX export or a forward pass, the
+QObject is destroyed off the GUI thread while the GUI thread destroys widgets of its own:
+Qt's object mutex and the GIL then wait on each other and the lab freezes (seen in the
+suite, in a conversion). So automatic collection is switched off and a timer on the GUI
+thread collects instead, with Python's own thresholds. Worker threads never collect.
+"""
+from __future__ import annotations
+
+import gc
+
+from PySide6.QtCore import QCoreApplication, QObject, QTimer
+
+INTERVAL_MS = 500
+
+
+class GuiThreadCollector(QObject):
+    def __init__(self, app: QCoreApplication, interval_ms: int = INTERVAL_MS):
+        super().__init__(app)
+        self.setObjectName("tvlab-gc")
+        self.threshold = gc.get_threshold()
+        gc.disable()
+        self.timer = QTimer(self, interval=interval_ms)
+        self.timer.timeout.connect(self.check)
+        self.timer.start()
+        app.aboutToQuit.connect(self.timer.stop)
+
+    def check(self) -> None:
+        """Collect the generations whose counts passed their thresholds, as gc would."""
+        counts = gc.get_count()
+        for generation in (2, 1, 0):
+            if counts[generation] > self.threshold[generation]:
+                gc.collect(generation)
+                return
+
+
+def collect_on_gui_thread(app: QCoreApplication) -> GuiThreadCollector:
+    """Install the collector on ``app`` once; returns it."""
+    existing = app.findChild(GuiThreadCollector, "tvlab-gc")
+    return existing if existing is not None else GuiThreadCollector(app)
