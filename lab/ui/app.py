@@ -8,6 +8,7 @@ from PySide6.QtCore import QTimer, QtMsgType, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication
 
 from lab.core import models
+from lab.ui import diagnostics
 from lab.ui import settings as lab_settings
 from lab.ui import theme as lab_theme
 from lab.ui.collector import collect_on_gui_thread
@@ -20,7 +21,9 @@ def _qt_messages(kind, context, message: str) -> None:
     if any(q in message for q in _QUIET):
         return
     if kind in (QtMsgType.QtWarningMsg, QtMsgType.QtCriticalMsg, QtMsgType.QtFatalMsg):
-        sys.stderr.write(f"qt: {message}\n")
+        diagnostics.log.getChild("qt").info("%s", message)
+        if sys.stderr is not None:       # a windowed bundle has none
+            sys.stderr.write(f"qt: {message}\n")
 
 
 def application(argv: Optional[list[str]] = None) -> QApplication:
@@ -28,8 +31,8 @@ def application(argv: Optional[list[str]] = None) -> QApplication:
     if app is None:
         qInstallMessageHandler(_qt_messages)
         app = QApplication(argv if argv is not None else sys.argv[:1])
-        app.setApplicationName("Transformer Visual Lab")
-        app.setOrganizationName("TransformerVisualLab")
+        app.setApplicationName(diagnostics.APPLICATION)
+        app.setOrganizationName(diagnostics.ORGANIZATION)
         app.setDesktopFileName("tvlab")
     collect_on_gui_thread(app)
     lab_theme.apply(app, str(lab_settings.settings().value("theme", "system")))
@@ -39,6 +42,12 @@ def application(argv: Optional[list[str]] = None) -> QApplication:
 def run(model: Optional[str] = None, device: Optional[str] = None, dtype: Optional[str] = None,
         prompt: Optional[str] = None) -> int:
     app = application()
+    try:
+        diagnostics.setup_logging()
+    except OSError as err:               # an unwritable app-data folder must not stop the lab
+        if sys.stderr is not None:
+            sys.stderr.write(f"tvlab: no log file: {err}\n")
+    diagnostics.install_hooks()
     from lab.ui.main_window import MainWindow
 
     win = MainWindow()

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QFrame,
     QLabel,
     QMainWindow,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -26,12 +25,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-import lab
 from lab.core import models
 from lab.core.resources import resource
 from lab.core.units import format_bytes, format_count
 from lab.ui import settings as lab_settings
 from lab.ui import theme as lab_theme
+from lab.ui.help_menu import fill_help_menu
 from lab.ui.panels.base import Panel, panel_classes
 from lab.ui.panels.lessons import LessonsPanel
 from lab.ui.panels.model import ModelPanel
@@ -354,12 +353,8 @@ class MainWindow(QMainWindow):
             self.theme_group.addAction(act)
             theme_menu.addAction(act)
 
-        help_menu = self.help_menu = mb.addMenu("&Help")
-        about = QAction("&About", self)
-        about.triggered.connect(lambda: QMessageBox.about(
-            self, "Transformer Visual Lab",
-            f"Transformer Visual Lab {lab.__version__}\nA desktop lab for looking inside transformer language models."))
-        help_menu.addAction(about)
+        self.help_menu = mb.addMenu("&Help")
+        fill_help_menu(self.help_menu, self, self.session)
 
     def set_theme(self, name: str) -> None:
         app = QApplication.instance()

@@ -13,9 +13,8 @@ job shares one pattern: ids, channels, progress, cancel and error handling.
 from __future__ import annotations
 
 import itertools
-import sys
+import logging
 import threading
-import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -25,6 +24,7 @@ from lab.core.errors import Cancelled, LabError
 from lab.core.jobs import Job
 
 _ids = itertools.count(1)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -107,8 +107,9 @@ class ModelWorker(QObject):
             self.failed.emit(task.id, task.channel, str(err))
         except MemoryError:
             self.failed.emit(task.id, task.channel, "Out of memory: try a smaller model, dtype or input.")
-        except Exception as err:  # a bug: say so, keep the worker alive
-            traceback.print_exc(file=sys.stderr)
+        except Exception as err:  # a bug: say so, log the traceback, keep the worker alive
+            log.exception("internal error in task %r on %s", task.label or task.channel,
+                          QThread.currentThread().objectName() or "a worker thread")
             self.failed.emit(task.id, task.channel,
                              f"Internal error while {task.label or task.channel}: {type(err).__name__}: {err}")
 
