@@ -380,6 +380,20 @@ def inspect_folder(folder: Path) -> tuple[dict, str, Any, list[Path], bool]:
     return cfg, kind, auto_cls, files, safe
 
 
+ACCELERATE_MISSING = ("Splitting a model across GPUs needs Hugging Face accelerate, an optional part of the lab: "
+                      "pip install 'transformer-visual-lab[multi-gpu]' (or pip install accelerate), then load again.")
+
+
+def _from_pretrained(auto_cls, folder: Path, kwargs: dict):
+    """sdpa attention where the architecture has it, eager where it does not."""
+    try:
+        return auto_cls.from_pretrained(str(folder), attn_implementation="sdpa", **kwargs)
+    except (ValueError, ImportError) as err:
+        if "sdpa" not in str(err).lower() and "attn" not in str(err).lower():
+            raise
+        return auto_cls.from_pretrained(str(folder), attn_implementation="eager", **kwargs)
+
+
 def load(ref: str, device: str = "cpu", dtype: str = "fp32", job: Optional[Job] = None,
          max_memory: Optional[dict] = None) -> LoadedModel:
     """Load a model and its tokenizer. Raises ModelLoadError/DeviceError with a clear message.
@@ -413,24 +427,22 @@ def load(ref: str, device: str = "cpu", dtype: str = "fp32", job: Optional[Job] 
         try:
             import accelerate  # noqa: F401
         except ImportError:
-            raise ModelLoadError("Splitting a model across GPUs needs the 'accelerate' package (pip install accelerate).") from None
+            raise ModelLoadError(ACCELERATE_MISSING) from None
         kwargs["device_map"] = "auto"
         if max_memory:
             kwargs["max_memory"] = max_memory
+    elif device != "cpu":
+        kwargs["device_map"] = device     # weights go straight there: no second copy on the CPU
     try:
-        try:
-            model = auto_cls.from_pretrained(str(folder), attn_implementation="sdpa", **kwargs)
-        except (ValueError, ImportError) as err:
-            if "sdpa" not in str(err).lower() and "attn" not in str(err).lower():
-                raise
-            model = auto_cls.from_pretrained(str(folder), attn_implementation="eager", **kwargs)
-    except ModelLoadError:
+        with device_errors(device) if device not in ("cpu", SPLIT) else contextlib.nullcontext():
+            model = _from_pretrained(auto_cls, folder, kwargs)
+    except (ModelLoadError, DeviceError):
         raise
     except (torch.OutOfMemoryError, MemoryError):
         raise DeviceError("Out of memory while loading the weights; try fp16/bf16 or a smaller model.") from None
     except Exception as err:
         raise ModelLoadError(f"Could not load {folder.name}: {first_line(err)}") from None
-    job.progress(0.8, f"moving to {device}")
+    job.progress(0.8, f"loaded on {device}")
     model.eval()
     if device == SPLIT:
         first = next(iter(model.parameters())).device
@@ -439,9 +451,8 @@ def load(ref: str, device: str = "cpu", dtype: str = "fp32", job: Optional[Job] 
             model.hf_device_map = {"": device}
         used = sorted({str(v) for v in model.hf_device_map.values()})
         notes.append(f"Split across {', '.join(used)} by accelerate (device_map='auto'); inputs go to {device}.")
-    elif device != "cpu":
-        with device_errors(device):
-            model.to(device)
+    elif getattr(model, "hf_device_map", None) is not None:
+        del model.hf_device_map           # one device: a plain model, as if moved with .to()
     card = describe(model, tokenizer, ref=ref, path=folder, source=source, kind=kind,
                     device=device, dtype=dtype, notes=notes)
     job.progress(1.0, "loaded")
