@@ -6,6 +6,7 @@ One list for both installers, so the wheel (setup.py) and the PyInstaller bundle
     lab/zoo/<name>/...      every models/<name>/ folder that holds a config.json
                             (top-level files only: weights, tokenizer, card; no training
                             checkpoints, optimizer state or scripts)
+    lab/zoo/scaling_runs.csv  the zoo's scaling sweep (Scaling ▸ Your runs ▸ zoo sweep)
     lab/resources/...       the repository's resources/ folder
 
 At run time lab.core.models.zoo_dirs() and lab.core.resources look in lab/zoo and
@@ -19,6 +20,7 @@ from pathlib import Path
 # Files a training run leaves beside the weights that a user never needs.
 SKIP_SUFFIXES = {".py", ".pyc", ".pt", ".pth", ".ckpt", ".log", ".lock", ".tmp"}
 SKIP_NAMES = {"training_args.bin", "optimizer.bin", "scheduler.bin", ".DS_Store"}
+SWEEP_NAME = "scaling_runs.csv"
 
 
 def zoo_files(root: Path) -> list[tuple[Path, str]]:
@@ -35,6 +37,9 @@ def zoo_files(root: Path) -> list[tuple[Path, str]]:
             if f.is_file() and f.suffix not in SKIP_SUFFIXES and f.name not in SKIP_NAMES \
                     and not f.name.startswith("."):
                 out.append((f, f"lab/zoo/{folder.name}/{f.name}"))
+    sweep = models / SWEEP_NAME
+    if sweep.is_file():
+        out.append((sweep, f"lab/zoo/{SWEEP_NAME}"))
     return out
 
 
@@ -49,4 +54,4 @@ def resource_files(root: Path) -> list[tuple[Path, str]]:
 
 
 def zoo_names(root: Path) -> list[str]:
-    return sorted({dest.split("/")[2] for _, dest in zoo_files(root)})
+    return sorted({dest.split("/")[2] for _, dest in zoo_files(root) if dest.count("/") == 3})
