@@ -94,6 +94,14 @@ def test_truncated_safetensors(tiny_gpt2, tmp_path):
         models.load(str(folder))
 
 
+def test_safetensors_with_trailing_bytes(tiny_gpt2, tmp_path):
+    folder = _copy(tiny_gpt2, tmp_path / "m")
+    with open(folder / "model.safetensors", "ab") as f:
+        f.write(b"\0" * 16)
+    with pytest.raises(ModelLoadError, match="model.safetensors is truncated or corrupt"):
+        models.load(str(folder))
+
+
 def test_garbage_safetensors(tiny_gpt2, tmp_path):
     folder = _copy(tiny_gpt2, tmp_path / "m")
     (folder / "model.safetensors").write_bytes(b"\xff" * 100)

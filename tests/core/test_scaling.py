@@ -286,3 +286,22 @@ def test_the_zoo_sweep_reads_cleanly():
     assert len(runs) >= 6 and runs.bad_rows == []
     assert runs.columns["loss"] == "val_loss" and runs.columns["params"] == "params"
     assert np.all(runs.params > 0) and np.all(runs.loss > 0)
+
+
+def test_fit_runs_blas_on_one_thread_and_restores_it(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from lab.core.scaling import fit as fit_module
+
+    seen = []
+    real = fit_module._fit_runs
+
+    def spy(*args):
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return real(*args)
+
+    before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    monkeypatch.setattr(fit_module, "_fit_runs", spy)
+    sc.fit_runs(sc.synthetic_runs("epoch", n=12, noise=0.005, seed=1), bootstrap=2, starts=2)
+    assert seen and set(seen) == {1}
+    assert [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] == before

@@ -1,8 +1,6 @@
 """The Chinchilla-style fit of E + A/N^alpha + B/D^beta to runs, with bootstrap intervals."""
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import math
 import time
 from dataclasses import dataclass, field
@@ -67,38 +65,16 @@ def _objective_grad(theta: np.ndarray, x, y, t, w):
     return float(f), grad
 
 
-@contextlib.contextmanager
 def _blas_single_thread():
-    """Run OpenBLAS on one thread for the duration (Linux; a no-op elsewhere).
+    """BLAS on one thread for the duration (threadpoolctl: OpenBLAS, MKL, BLIS, any platform).
 
-    scipy's L-BFGS-B calls BLAS/LAPACK on 5x5 problems; OpenBLAS's worker threads then cost
+    scipy's L-BFGS-B calls BLAS/LAPACK on 5x5 problems; a BLAS's worker threads then cost
     milliseconds per iteration in wake-ups, and far more when other processes share the
     cores (measured: a 40-run fit took 44 s on a busy 2-core machine, 3.7 s on one thread).
-    This is what threadpoolctl does, without the dependency.
     """
-    restore = []
-    try:
-        with open("/proc/self/maps") as fh:
-            paths = sorted({ln.split()[-1] for ln in fh if "openblas" in ln.split()[-1].lower()})
-    except OSError:
-        paths = []
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for suffix in ("scipy_openblas_{}_num_threads64_", "scipy_openblas_{}_num_threads",
-                       "openblas_{}_num_threads64_", "openblas_{}_num_threads"):
-            get, set_ = getattr(lib, suffix.format("get"), None), getattr(lib, suffix.format("set"), None)
-            if get is not None and set_ is not None:
-                restore.append((set_, int(get())))
-                set_(1)
-                break
-    try:
-        yield
-    finally:
-        for set_, n in restore:
-            set_(n)
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 # Tighter buys nothing measurable; looser (1e-8) lets bootstrap refits stop near their warm start
