@@ -98,11 +98,26 @@ def cached_models() -> list[CachedModel]:
     for repo in info.repos:
         if repo.repo_type != "model" or not repo.revisions:
             continue
-        rev = max(repo.revisions, key=lambda r: r.last_modified)
+        rev = next((r for r in repo.revisions if "main" in r.refs),
+                   max(repo.revisions, key=lambda r: r.last_modified))   # what the hub id means today
         if (Path(rev.snapshot_path) / "config.json").is_file():
             out.append(CachedModel(repo.repo_id, Path(rev.snapshot_path), repo.size_on_disk))
     out.sort(key=lambda c: c.repo_id)
     return out
+
+
+def cached_snapshot(repo_id: str) -> Optional[Path]:
+    """The folder a hub id stands for in the local cache (``refs/main``'s snapshot), or None.
+
+    huggingface_hub's own lookup: a few file reads, no scan of the cache, no network."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        folder = Path(snapshot_download(repo_id, local_files_only=True, cache_dir=hub_cache_dir()))
+    except (LocalEntryNotFoundError, HFValidationError, FileNotFoundError, ValueError):
+        return None
+    return folder if (folder / "config.json").is_file() else None
 
 
 def resolve(ref: str) -> tuple[Path, str]:
@@ -124,9 +139,9 @@ def resolve(ref: str) -> tuple[Path, str]:
         return path.resolve(), "folder"
     looks_like_path = ref.startswith((".", "/", "~")) or os.sep + os.sep in ref or ref.count("/") > 1
     if not looks_like_path:
-        for cached in cached_models():
-            if cached.repo_id == ref:
-                return cached.path, "cache"
+        cached = cached_snapshot(ref)
+        if cached is not None:
+            return cached, "cache"
     if looks_like_path:
         raise ModelLoadError(f"The folder {ref} does not exist.")
     raise ModelLoadError(

@@ -238,3 +238,25 @@ def test_models_in_the_local_hub_cache_are_listed_and_load_by_id(tiny_gpt2, tmp_
     assert "someone/tiny-gpt2" in listed and listed["someone/tiny-gpt2"].size_bytes > 0
     lm = models.load("someone/tiny-gpt2")
     assert lm.card.source == "cache" and lm.kind == models.KIND_DECODER
+
+
+def test_a_hub_id_resolves_to_refs_main_without_scanning_the_cache(tiny_gpt2, tmp_path, monkeypatch):
+    import os
+
+    import huggingface_hub
+
+    cache = tmp_path / "hub"
+    main = _fake_hub_cache(cache, "someone/tiny-gpt2", tiny_gpt2)
+    newer = main.parent / ("f" * 40)          # a newer snapshot that refs/main does not point at
+    shutil.copytree(main, newer, symlinks=True)
+    os.utime(newer, (main.stat().st_mtime + 100, main.stat().st_mtime + 100))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    assert {c.repo_id: c.path for c in models.cached_models()}["someone/tiny-gpt2"] == main
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("resolving one id scanned the whole cache")
+
+    monkeypatch.setattr(huggingface_hub, "scan_cache_dir", no_scan)
+    assert models.resolve("someone/tiny-gpt2") == (main, "cache")
+    with pytest.raises(ModelLoadError, match="neither a folder nor a model in the local Hugging Face cache"):
+        models.resolve("someone/not-cached")
