@@ -8,6 +8,7 @@ import contextlib
 from typing import Iterator, Optional
 
 from lab.core.errors import DeviceError, InputError
+from lab.core.units import format_bytes
 
 DTYPES = ("fp32", "fp16", "bf16")
 # Device value meaning: spread the model over every visible GPU (and the CPU if told),
@@ -40,7 +41,7 @@ def device_label(dev: str) -> str:
         try:
             i = int(dev.split(":")[1]) if ":" in dev else 0
             props = torch.cuda.get_device_properties(i)
-            return f"{dev} — {props.name} ({props.total_memory / 2**30:.0f} GiB)"
+            return f"{dev} — {props.name} ({format_bytes(props.total_memory)})"
         except Exception:
             return dev
     return {"cpu": "cpu — processor", "mps": "mps — Apple GPU"}.get(dev, dev)

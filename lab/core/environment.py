@@ -11,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 
 import lab
+from lab.core.units import format_bytes
 
 #: The project's home (pyproject.toml's [project.urls] says the same; a test checks).
 HOMEPAGE = "https://github.com/tvlab/transformer-visual-lab"
@@ -92,7 +93,7 @@ def gpu_lines() -> list[str]:
             driver = nvidia_driver()
             for i in range(torch.cuda.device_count()):
                 p = torch.cuda.get_device_properties(i)
-                lines.append(f"cuda:{i} {p.name}, {p.total_memory / 2**30:.0f} GiB, "
+                lines.append(f"cuda:{i} {p.name}, {format_bytes(p.total_memory)}, "
                              f"capability {p.major}.{p.minor}, CUDA {torch.version.cuda}"
                              + (f", driver {driver}" if driver else ""))
     except Exception as err:   # a broken driver is exactly what the report should say

@@ -43,16 +43,11 @@ codecs.register_error("tvlab_hex", _hex_errors)
 
 @lru_cache(maxsize=1)
 def byte_decoder() -> dict[str, int]:
-    """GPT-2's byte-level alphabet, inverted: the printable stand-in character -> byte."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
+    """GPT-2's byte-level alphabet, inverted: the printable stand-in character -> byte
+    (transformers' own table, the one its byte-level tokenizers are built with)."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    return {c: b for b, c in bytes_to_unicode().items()}
 
 
 def hex_bytes(data: bytes) -> str:

@@ -190,3 +190,14 @@ def test_compare_needs_the_same_text(toks):
 def test_load_tokenizer_errors(tmp_path):
     with pytest.raises(ModelLoadError):
         tokens.load_tokenizer(str(tmp_path / "missing"))
+
+
+def test_byte_decoder_is_the_inverse_of_transformers_byte_map():
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    from lab.core import tokens
+
+    dec = tokens.byte_decoder()
+    assert len(dec) == 256 and sorted(dec.values()) == list(range(256))
+    assert dec["Ġ"] == ord(" ") and dec["Ċ"] == ord("\n") and dec["!"] == ord("!")
+    assert all(dec[c] == b for b, c in bytes_to_unicode().items())

@@ -18,6 +18,7 @@ import numpy as np
 
 from lab.core import atomic
 from lab.core.errors import InputError, LabError
+from lab.core.units import format_bytes
 
 PRECISIONS = ("fp32", "fp16", "int8", "int4")
 DEFAULT_PRECISIONS = ("fp32", "fp16", "int8")
@@ -153,7 +154,7 @@ def _check_free_space(out: Path, need: float) -> None:
     if free < need:
         raise InputError(
             f"Not enough free space for the ONNX files in {out.parent}: they need about "
-            f"{need / 1e6:,.0f} MB and the disk has {free / 1e6:,.0f} MB free.")
+            f"{format_bytes(need, 'MB')} and the disk has {format_bytes(free, 'MB')} free.")
 
 
 def _existing_parent(p: Path) -> Path:

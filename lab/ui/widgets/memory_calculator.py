@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from lab.core import memory as mem
 from lab.core.errors import LabError
+from lab.core.units import format_bytes
 
 #: Memory sizes to compare with when no GPU is detected (bytes, decimal GB as sold).
 GPU_PRESETS = [("16 GB (T4, V100 16 GB)", 16e9), ("24 GB (RTX 4090, A10)", 24e9), ("40 GB (A100 40 GB)", 40e9),
@@ -131,16 +132,16 @@ class MemoryCalculator(QWidget):
         self.device.clear()
         gpus = [(n, b) for n, b in self._devices if not n.startswith("CPU")]
         for name, b in gpus:
-            self.device.addItem(f"{name} — {b / 1e9:.0f} GB (detected)", b)
+            self.device.addItem(f"{name} — {format_bytes(b)} (detected)", b)
         for name, b in GPU_PRESETS:
             self.device.addItem(name, b)
         for name, b in self._devices:
             if name.startswith("CPU"):
-                self.device.addItem(f"{name} — {b / 1e9:.0f} GB (detected)", b)
+                self.device.addItem(f"{name} — {format_bytes(b)} (detected)", b)
         self.device.setCurrentIndex(0)
         self.device.blockSignals(False)
         if gpus:
-            self.device_note.setText(f"Detected: {gpus[0][0]} with {gpus[0][1] / 1e9:.1f} GB.")
+            self.device_note.setText(f"Detected: {gpus[0][0]} with {format_bytes(gpus[0][1])}.")
         elif self._devices:
             self.device_note.setText("No GPU detected on this machine: pick a GPU size to compare with "
                                      "(the system RAM is in the list too).")
