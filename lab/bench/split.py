@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lab.core import atomic
+
 NAME = "split"
 
 
@@ -87,6 +89,6 @@ def main(out: str | None, tokens: int = 512) -> int:
     text = json.dumps(result, indent=2)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text)
+        atomic.write_text(out, text)
     print(text)
     return 0 if result["ok"] else 1

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import QCoreApplication, QObject, QStandardPaths, Signal, qVersion
+from PySide6.QtGui import QGuiApplication
 
 from lab.core import environment
 
@@ -208,7 +209,7 @@ def report(card=None, log_lines: int = 60) -> str:
     width = max(len(k) for k in vers)
     out += [f"{k:<{width}}  {v}" for k, v in vers.items()]
     app = QCoreApplication.instance()
-    platform_name = getattr(app, "platformName", lambda: "")() if app is not None else ""
+    platform_name = app.platformName() if isinstance(app, QGuiApplication) else ""
     out.append(f"{'Qt':<{width}}  {qVersion()}" + (f" (platform plugin {platform_name})" if platform_name else ""))
     out += ["", "GPUs:"] + ["  " + g for g in (_state["gpus"] or ["not read yet (load a model first)"])]
     out += ["", "Model:"]

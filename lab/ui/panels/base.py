@@ -83,8 +83,10 @@ class Panel(QWidget):
         return [path]
 
     def export_png(self, path: str | Path) -> bool:
-        """Save what the panel shows now as a PNG."""
-        return self.grab().save(str(path), "PNG")
+        """Save what the panel shows now as a PNG (whole or not at all)."""
+        from lab.ui.widgets.view_export import save_view
+
+        return save_view(self, path, "png") is not None
 
     def restore_defaults(self) -> None:
         """Back to a fresh start (Lessons ▸ Reset everything): forget what the user picked

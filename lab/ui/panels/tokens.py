@@ -21,6 +21,7 @@ from lab.core import atomic
 from lab.ui.panels.base import Panel
 from lab.ui.widgets.token_plots import MatrixView, ScatterView
 from lab.ui.widgets.token_views import CompareView, ContextView, NeighboursView, PositionsView, TokensView, note, page
+from lab.ui.widgets.view_export import save_view
 
 DEBOUNCE_MS = 60               # re-tokenise this long after the last keystroke
 EMBED_ROWS = 512               # embedding heatmap rows (the first tokens)
@@ -412,10 +413,9 @@ class TokensPanel(Panel):
         """Save a view (default: the one shown) as a PNG, atomically."""
         view = view or self.current_view()
         widget = self.view_widget(view)
-        if view == "tokens" and self.chips.height() > 8000:
-            pix = widget.grab(widget.rect().adjusted(0, 0, 0, 8000 - widget.height()))
-        else:
-            pix = widget.grab()
+        if view != "tokens" or self.chips.height() <= 8000:
+            return save_view(widget, path, "png") is not None    # a plot: pyqtgraph's exporter
+        pix = widget.grab(widget.rect().adjusted(0, 0, 0, 8000 - widget.height()))
         try:
             with atomic.replacing(path, suffix=".png") as tmp:
                 if not pix.save(str(tmp), "PNG"):

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from lab.core.trace import display_token
+from lab.ui.widgets import plot_export
 from lab.ui.widgets.heatmap import Heatmap, attention_colormap, attention_lut, token_plot
 
 # The lines view draws every query's lines up to this many tokens (else the selected one).
@@ -196,6 +197,7 @@ class EntropyPlot(pg.PlotWidget):
         super().__init__(parent)
         self.setMenuEnabled(False)
         self.hideButtons()
+        plot_export.attach(self, "entropy")
         self.setMouseEnabled(x=False, y=False)
         self.setLabel("bottom", "head")
         self.setLabel("left", "entropy (nats)")

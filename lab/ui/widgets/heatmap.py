@@ -16,6 +16,8 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
 
+from lab.ui.widgets import plot_export
+
 LUT_SIZE = 256
 
 
@@ -83,6 +85,7 @@ def token_plot():
     plot.invertY(True)
     plot.setMenuEnabled(False)
     plot.hideButtons()
+    plot_export.attach(graphics, "attention")
     return graphics, plot, left, top
 
 

@@ -7,6 +7,8 @@ from typing import Optional
 import pyqtgraph as pg
 from PySide6.QtWidgets import QSizePolicy
 
+from lab.ui.widgets import plot_export
+
 
 class Marker:
     """"Your model" on a log-log plot: a TargetItem moved with setPos (a PlotDataItem's setData
@@ -47,6 +49,7 @@ def log_plot(title: str, x: str, y: str, sparse: bool = False) -> pg.PlotWidget:
     """A titled log-log plot with a legend, sized to share a row with others."""
     w = pg.PlotWidget(axisItems={"bottom": SparseLogAxis("bottom"), "left": SparseLogAxis("left")}
                       if sparse else None)
+    plot_export.attach(w, "scaling")
     p = w.getPlotItem()
     p.setTitle(title, size="10pt")
     w.setToolTip(title)

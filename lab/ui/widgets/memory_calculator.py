@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from lab.core import memory as mem
 from lab.core.errors import LabError
 from lab.core.units import format_bytes
+from lab.ui.widgets import plot_export
 
 #: Memory sizes to compare with when no GPU is detected (bytes, decimal GB as sold).
 GPU_PRESETS = [("16 GB (T4, V100 16 GB)", 16e9), ("24 GB (RTX 4090, A10)", 24e9), ("40 GB (A100 40 GB)", 40e9),
@@ -107,6 +108,7 @@ class MemoryCalculator(QWidget):
         self.calc_plot = pg.PlotWidget()
         self.calc_plot.setMouseEnabled(x=False, y=False)
         self.calc_plot.hideButtons()
+        plot_export.attach(self.calc_plot, "memory")
         self.calc_plot.setMinimumWidth(220)
         self.calc_plot.setLabel("left", "GB")
         split = QSplitter(Qt.Horizontal)

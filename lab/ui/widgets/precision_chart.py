@@ -8,6 +8,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QVBoxLayout, QWidget
 
+from lab.ui.widgets import plot_export
+
 COLORS = {"fp32": "#4c72b0", "fp16": "#55a868", "int8": "#dd8452", "int4": "#c44e52"}
 
 #: (label, row attribute, scale, unit) for the bar chart.
@@ -35,6 +37,7 @@ class PrecisionChart(QWidget):
         self.plot.setMinimumHeight(140)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
+        plot_export.attach(self.plot, "precision")
         self.plot.showGrid(y=True, alpha=0.3)
         self.bars = None
         self.bar_labels: list = []

@@ -16,6 +16,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 
+from lab.ui.widgets import plot_export
+
 RAW = QColor(110, 140, 190)
 PROC = QColor(240, 140, 40)
 CHOSEN = QColor(40, 170, 80)
@@ -49,6 +51,7 @@ class CandidateBars(pg.GraphicsLayoutWidget):
         self.cum = self.addPlot(row=0, col=1)
         self.ci.layout.setColumnStretchFactor(0, 4)
         self.ci.layout.setColumnStretchFactor(1, 1)
+        plot_export.attach(self, "candidates")
         for p in (self.bars, self.cum):
             p.setMenuEnabled(False)
             p.setMouseEnabled(x=False, y=False)
@@ -143,6 +146,7 @@ class _FixedPlot(pg.PlotWidget):
         self.setMenuEnabled(False)
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
+        plot_export.attach(self, "decoding")
 
 
 class DrawStrip(_FixedPlot):
@@ -188,6 +192,7 @@ class StepChart(pg.GraphicsLayoutWidget):
         self.ent = self.addPlot(row=0, col=0)
         self.eos = self.addPlot(row=1, col=0)
         self.eos.setXLink(self.ent)
+        plot_export.attach(self, "steps")
         for p, label in ((self.ent, "H (bits)"), (self.eos, "P(EOS)")):
             p.setMenuEnabled(False)
             p.setMouseEnabled(x=False, y=False)

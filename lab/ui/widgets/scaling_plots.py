@@ -16,6 +16,7 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QHBoxLayout, QTabWidget, QWidget
 
 from lab.core import scaling as sc
+from lab.ui.widgets import plot_export
 from lab.ui.widgets.log_plot import Marker, log_plot
 
 LAW_COLORS = {"kaplan": "#d1495b", "chinchilla-1": "#edae49", "chinchilla-3": "#00798c",
@@ -63,6 +64,7 @@ class ScalingPlots(QTabWidget):
         h.setContentsMargins(0, 0, 0, 0)
         self.plot_runs = log_plot("Your runs and the fitted law", "parameters N", "loss (nats)", sparse=True)
         self.plot_resid = pg.PlotWidget()
+        plot_export.attach(self.plot_resid, "residuals")
         rp = self.plot_resid.getPlotItem()
         rp.setTitle("Residuals: log(observed) − log(fitted)")
         rp.setLabel("bottom", "compute C (FLOPs)")

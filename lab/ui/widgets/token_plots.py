@@ -13,6 +13,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QColor, QFont
 
+from lab.ui.widgets import plot_export
+
 DIVERGING = "CET-D1"
 SEQUENTIAL = "viridis"
 
@@ -38,6 +40,7 @@ class MatrixView(pg.GraphicsLayoutWidget):
         self.plot.setTitle(title, size="9pt")
         self.plot.invertY(True)
         self.plot.setMenuEnabled(False)
+        plot_export.attach(self, "tokens")
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
         self.colorbar = pg.ColorBarItem(values=(-1, 1), colorMap=pg.colormap.get(DIVERGING), interactive=False,
@@ -120,6 +123,7 @@ class ScatterView(pg.PlotWidget):
         self.texts: list[pg.TextItem] = []
         self.lines: list[pg.PlotDataItem] = []
         self.getPlotItem().setMenuEnabled(False)
+        plot_export.attach(self, "projection")
         for ax in ("bottom", "left"):
             self.getAxis(ax).enableAutoSIPrefix(False)
 
@@ -164,6 +168,7 @@ class LayerLine(pg.PlotWidget):
         self.curve = self.plot([], [], pen=pg.mkPen("#1f6fe0", width=2), symbol="o", symbolSize=7,
                                symbolBrush="#1f6fe0")
         self.getPlotItem().setMenuEnabled(False)
+        plot_export.attach(self, "similarity")
         self.showGrid(x=False, y=True, alpha=0.3)
         self.values = np.zeros(0, np.float32)
 
