@@ -21,8 +21,12 @@ def load(qtbot, session, folder):
     qtbot.waitUntil(lambda: session.card is not None, timeout=60_000)
 
 
-def test_convert_shows_table_and_chart_then_refuses_a_full_folder(qtbot, session, panel, tiny_gpt2, tmp_path):
+def test_convert_shows_table_and_chart_then_refuses_a_full_folder(qtbot, session, panel, tiny_gpt2, tmp_path,
+                                                                  monkeypatch):
+    from PySide6.QtGui import QDesktopServices
+
     assert not panel.convert_button.isEnabled()          # no model yet
+    assert panel.open_button.isHidden()                  # nothing converted yet
     load(qtbot, session, tiny_gpt2)
     assert panel.folder.text().endswith("tvlab-onnx/" + session.card.name)
     out = tmp_path / "onnx"
@@ -36,6 +40,11 @@ def test_convert_shows_table_and_chart_then_refuses_a_full_folder(qtbot, session
     qtbot.waitUntil(lambda: panel.report is not None, timeout=WAIT)
     assert {"export", "convert", "quantize", "verify"} <= set(stages)
     assert sorted(os.listdir(out)) == ["model-fp16.onnx", "model-fp32.onnx", "model-int8.onnx", "report.json"]
+    opened = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or True)
+    assert not panel.open_button.isHidden()               # "Open folder" shows the result's folder
+    panel.open_button.click()
+    assert opened == [str(out)]
     # one table row per precision, with the numbers of report.json
     saved = json.loads((out / "report.json").read_text())
     assert panel.table.rowCount() == 3

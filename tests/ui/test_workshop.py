@@ -147,7 +147,7 @@ def test_presenter_fonts_contrast_and_reset(window, qtbot):
     assert not wl.large_fonts_on()
 
 
-def test_export_writes_a_page_with_views_and_settings(window, qtbot, tmp_path):
+def test_export_writes_a_page_with_views_and_settings(window, qtbot, tmp_path, monkeypatch):
     from lab.ui import workshop as wl
 
     window.session.load_model("zoo:bard-gpt")
@@ -158,6 +158,14 @@ def test_export_writes_a_page_with_views_and_settings(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: tree.topLevelItemCount() > 0 and not window.session.busy, timeout=60000)
     out = wl.export_to(window, tmp_path / "exports")
     assert out is not None and out.parent == tmp_path / "exports"
+    from PySide6.QtGui import QDesktopServices
+    from PySide6.QtWidgets import QMessageBox
+
+    opened = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or True)
+    done = window.findChild(QMessageBox, "export-done")
+    next(b for b in done.buttons() if b.text() == "Open folder").click()
+    assert opened == [str(out)]
     assert sorted(p.name for p in out.parent.iterdir()) == [out.name]   # no temporary left
     page = (out / "index.html").read_text(encoding="utf-8")
     data = json.loads((out / "session.json").read_text(encoding="utf-8"))

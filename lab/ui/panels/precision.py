@@ -38,6 +38,7 @@ from lab.core.units import format_bytes, number_or_none
 from lab.ui.controllers.conversion import ConversionController, default_folder
 from lab.ui.panels.base import Panel
 from lab.ui.widgets.memory_calculator import MemoryCalculator
+from lab.ui.widgets.open_folder import OpenFolderButton
 from lab.ui.widgets.precision_chart import PrecisionChart
 
 CHANNEL = ConversionController.name
@@ -142,9 +143,11 @@ class PrecisionPanel(Panel):
         self.convert_button.clicked.connect(self.start_conversion)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel_conversion)
+        self.open_button = OpenFolderButton()
         buttons = QHBoxLayout()
         buttons.addWidget(self.convert_button)
         buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.open_button)
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setTextVisible(False)
@@ -238,6 +241,7 @@ class PrecisionPanel(Panel):
         chosen = any(cb.isChecked() for cb in self.checks.values())
         self.convert_button.setEnabled(has_model and chosen and bool(self.folder.text().strip()) and not self._running)
         self.cancel_button.setEnabled(self._running)
+        self.open_button.set_folder(self.report.out if self.report is not None and not self._running else None)
         self.per_channel.setEnabled(self.checks["int8"].isChecked())
         if not has_model and not self._running:
             self.convert_button.setToolTip("Load a model first")

@@ -17,6 +17,7 @@ from lab.core import atomic
 from lab.core import lessons as core_lessons
 from lab.core.errors import InputError
 from lab.ui import settings as lab_settings
+from lab.ui.widgets.open_folder import open_folder
 from lab.ui.workshop.presenter import large_fonts_shown
 
 if TYPE_CHECKING:
@@ -208,7 +209,8 @@ pictures and <a href="session.json">session.json</a> sit beside it.</p>
 
 def export_to(window: "MainWindow", folder: str | Path,
               show: Callable[[str, str], None] | None = None) -> Optional[Path]:
-    """Export and tell the user how it went (a message box, the status bar, the lessons panel)."""
+    """Export and tell the user how it went (a message box, with "Open folder" on success; the
+    status bar; the lessons panel). ``show(title, text)`` replaces the message boxes."""
     try:
         out = export_session(window, folder, window.lesson_runner.lesson)
     except InputError as err:
@@ -217,6 +219,12 @@ def export_to(window: "MainWindow", folder: str | Path,
         return None
     window.statusBar().showMessage(f"Session exported to {out}", 15000)
     window.lesson_runner.status.emit(f"Session exported to {out}/index.html")
+    if show is None:
+        box = QMessageBox(QMessageBox.Information, "Session exported", f"The session is in\n{out}",
+                          QMessageBox.Close, window)
+        box.addButton("Open folder", QMessageBox.ActionRole).clicked.connect(lambda: open_folder(out))
+        box.setObjectName("export-done")
+        box.open()   # not modal-blocking: the lab keeps running
     return out
 
 
