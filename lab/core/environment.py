@@ -35,7 +35,7 @@ LIBRARIES = (
 #: The licence of the lab and of each library it ships with (Help ▸ About; the bundle carries them).
 LICENCES = {
     "tvlab": "MIT",
-    "PySide6": "LGPL-3.0-only (Qt for Python)",
+    "PySide6": "LGPL-3.0-only",
     "pyqtgraph": "MIT",
     "torch": "BSD-3-Clause",
     "transformers": "Apache-2.0",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from html import escape
 
-from PySide6.QtCore import QUrl
+from PySide6.QtCore import QUrl, qVersion
 from PySide6.QtGui import QAction, QDesktopServices
 from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QWidget
 
@@ -26,7 +26,7 @@ def about_html() -> str:
     return (f"<h3>Transformer Visual Lab {escape(lab.__version__)}</h3>"
             "<p>A desktop lab for looking inside transformer language models.<br>"
             f"Released under the MIT licence. <a href='{HOMEPAGE}'>{HOMEPAGE}</a></p>"
-            f"<p>Python {escape(vers['python'].split()[0])} · {escape(vers['platform'])}</p>"
+            f"<p>Python {escape(vers['python'].split()[0])} · Qt {escape(qVersion())} · {escape(vers['platform'])}</p>"
             "<table cellspacing='6'><tr><th align='left'>component</th><th align='left'>version</th>"
             f"<th align='left'>licence</th></tr>{rows}</table>")
 
