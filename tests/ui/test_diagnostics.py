@@ -135,3 +135,23 @@ def test_help_menu_about_report_and_log(qtbot, session, tmp_path, monkeypatch):
     assert "none loaded" in report
     diagnostics.remember_model(None, ["cuda:0 Example GPU, 80 GiB, driver 999.1"])
     assert "cuda:0 Example GPU, 80 GiB, driver 999.1" in diagnostics.report()
+
+
+def test_a_bug_in_a_compute_lane_job_like_a_fit_is_logged_too(qtbot, session, logged):
+    from lab.ui.controllers.base import Controller
+
+    class BrokenFit(Controller):
+        name = "test.broken_fit"
+        lane = "compute"
+
+        def fit(self, lm, job):
+            raise ZeroDivisionError("the fit divided by zero")
+
+    session.register(BrokenFit())
+    errors = []
+    session.send("test.broken_fit", "fit", {}, lambda _r: None, errors.append, label="fitting")
+    qtbot.waitUntil(lambda: bool(errors), timeout=10000)
+    _flush()
+    text = logged.read_text()
+    assert "internal error in task 'fitting' on ComputeWorkerThread" in text
+    assert "ZeroDivisionError: the fit divided by zero" in text
