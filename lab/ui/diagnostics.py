@@ -199,10 +199,13 @@ def tail(path: Path, lines: int = 60) -> list[str]:
         return []
 
 
-def report(card=None, log_lines: int = 60) -> str:
+_REMEMBERED = object()
+
+
+def report(card=_REMEMBERED, log_lines: int = 60) -> str:
     """Plain text for a bug report: versions, Qt, GPUs, the model's card (default: the one
     ``remember_model`` was told about), the log's end."""
-    card = card if card is not None else _state["card"]
+    card = _state["card"] if card is _REMEMBERED else card
     out = ["Transformer Visual Lab diagnostic report",
            f"made {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC", ""]
     vers = environment.versions()

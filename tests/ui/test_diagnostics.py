@@ -133,8 +133,12 @@ def test_help_menu_about_report_and_log(qtbot, session, tmp_path, monkeypatch):
     for name in ("python", "PySide6", "torch", "transformers", "onnxruntime", "Qt", "GPUs:", "Model:"):
         assert f"\n{name}" in report, name
     assert "none loaded" in report
-    diagnostics.remember_model(None, ["cuda:0 Example GPU, 80 GiB, driver 999.1"])
-    assert "cuda:0 Example GPU, 80 GiB, driver 999.1" in diagnostics.report()
+    saved = dict(diagnostics._state)
+    try:
+        diagnostics.remember_model(None, ["cuda:0 Example GPU, 80 GB, driver 999.1"])
+        assert "cuda:0 Example GPU, 80 GB, driver 999.1" in diagnostics.report()
+    finally:
+        diagnostics._state.update(card=saved["card"], gpus=saved["gpus"])
 
 
 def test_a_bug_in_a_compute_lane_job_like_a_fit_is_logged_too(qtbot, session, logged):
