@@ -39,6 +39,7 @@ from lab.core.units import format_number, number_or_none
 from lab.ui.controllers.fit import FitController
 from lab.ui.panels.base import Panel
 from lab.ui.widgets.arithmetic import Arithmetic
+from lab.ui.widgets.control_names import name_buttons, name_control
 from lab.ui.widgets.log_slider import LogSlider
 from lab.ui.widgets.scaling_plots import C_RANGE, D_RANGE, N_RANGE, ScalingPlots
 
@@ -169,6 +170,7 @@ class ScalingPanel(Panel):
         f.addRow(self.optimum)
         self.use_optimum = QPushButton("Use this model below")
         self.use_optimum.clicked.connect(self._use_optimum)
+        name_buttons(self.use_optimum)
         f.addRow(self.use_optimum)
         self.optimum_math = Arithmetic()
         f.addRow(self.optimum_math)
@@ -191,6 +193,7 @@ class ScalingPanel(Panel):
                 self.preset.addItem(m.name, m.name)
         self.preset.currentIndexChanged.connect(self._preset_chosen)
         f.addRow("Preset", self.preset)
+        name_control(self.preset, "list", "Preset")
         self.point_info = QLabel()
         self.point_info.setWordWrap(True)
         self.point_info.setTextInteractionFlags(Qt.TextSelectableByMouse)

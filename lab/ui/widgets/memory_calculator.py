@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from lab.core import memory as mem
 from lab.core.errors import LabError
+from lab.ui.widgets.control_names import name_buttons, name_control
 
 #: Memory sizes to compare with when no GPU is detected (bytes, decimal GB as sold).
 #: Verdict colours: only "fits" is green; "at the limit" and "unknown" are a warning.
@@ -52,6 +53,7 @@ class MemoryCalculator(QWidget):
         self.use_model.setToolTip("Use the loaded model's parameter count and shape")
         self.course_button = QPushButton("Course example (1B)")
         self.course_button.clicked.connect(self.show_course_example)
+        name_buttons(self.use_model, self.course_button)
         prow = QHBoxLayout()
         prow.addWidget(self.params_edit, 1)
         prow.addWidget(self.use_model)
@@ -105,6 +107,7 @@ class MemoryCalculator(QWidget):
         form.addRow("Training", self.train_precision)
         form.addRow("Inference dtype", self.infer_dtype)
         form.addRow("Compare with", self.device)
+        name_control(self.device, "list", "Compare with")
         self.device_note = QLabel()
         self.device_note.setWordWrap(True)
         form.addRow("", self.device_note)
