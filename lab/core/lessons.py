@@ -237,7 +237,7 @@ def resolve_token(tokens: list[str], want: int | str) -> Optional[int]:
 #: The kinds of control a step can name, as "the <Label> <kind>": a tab, a button, a box
 #: (check box, spin box, text box) or a list (a drop-down).
 CONTROL_KINDS = ("tab", "button", "box", "list")
-_CONTROL = re.compile(r"\bthe ([A-Z][\w&()'.+×-]*(?: [\w&()'.+×-]+)*?) (" + "|".join(CONTROL_KINDS) + r")\b")
+_CONTROL = re.compile(r"\bthe ([A-Z][\w&()'.+×-]*(?: (?!the\b)[\w&()'.+×-]+)*?) (" + "|".join(CONTROL_KINDS) + r")\b")
 
 
 def control_name(kind: str, label: str) -> str:

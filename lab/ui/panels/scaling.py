@@ -130,6 +130,7 @@ class ScalingPanel(Panel):
         self.budget_mode.addItems(["FLOPs", "PF-days", "GPUs × days"])
         self.budget_mode.currentIndexChanged.connect(self._budget_mode_changed)
         f.addRow("Budget in", self.budget_mode)
+        name_control(self.budget_mode, "list", "Budget in")
         self.compute = _slider(*C_RANGE, 5.76e23, "FLOPs")
         self.compute.valueChanged.connect(self._compute_changed)
         f.addRow("Compute", self.compute)
