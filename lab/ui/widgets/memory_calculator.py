@@ -177,8 +177,13 @@ class MemoryCalculator(QWidget):
         self.update_calculator()
 
     def set_params(self, count) -> None:
-        """A typed or given parameter count, without a shape (a lesson's ``params``)."""
+        """A given parameter count without a shape (a lesson's ``params``, the course example):
+        the typical shape for it, at the typical batch and sequence length."""
         self.params_edit.setText(str(count))
+        for sb, v in ((self.batch, mem.TYPICAL_BATCH), (self.seq, mem.TYPICAL_SEQ)):   # the shape's own setting
+            sb.blockSignals(True)
+            sb.setValue(v)
+            sb.blockSignals(False)
         self._typical_shape()
         self.update_calculator()
 
