@@ -19,11 +19,16 @@ def add_arguments(parser) -> None:
     parser.error = error
     parser.add_argument("--params", required=True, help="parameter count (e.g. 1e9 or 1B)")
     parser.add_argument("--precision", default="mixed", help="training precision: mixed (default) or fp32")
-    parser.add_argument("--batch", default="1", help="batch size for activations (default 1)")
-    parser.add_argument("--seq", default="2048", help="sequence length for activations (default 2048)")
-    parser.add_argument("--layers", default=None, help="layers (with --hidden and --heads: activations)")
-    parser.add_argument("--hidden", default=None, help="hidden size")
+    parser.add_argument("--batch", default=str(mem.TYPICAL_BATCH),
+                        help=f"batch size for activations (default {mem.TYPICAL_BATCH})")
+    parser.add_argument("--seq", default=str(mem.TYPICAL_SEQ),
+                        help=f"sequence length for activations (default {mem.TYPICAL_SEQ})")
+    parser.add_argument("--layers", default=None,
+                        help="layers (with --d-model and --heads; default: the published shape nearest to --params)")
+    parser.add_argument("--d-model", "--hidden", dest="hidden", default=None, help="hidden size d_model")
     parser.add_argument("--heads", default=None, help="attention heads")
+    parser.add_argument("--no-activations", action="store_true",
+                        help="leave activations out (the training verdict is then 'unknown')")
     parser.add_argument("--fp32-gradients", action="store_true", help="mixed precision with fp32 gradients (18 B/param)")
     parser.add_argument("--inference-dtype", default="fp16", help="dtype for the inference fit check (default fp16)")
     parser.add_argument("--gpu-memory", default=None, help="device memory (e.g. 80e9 or 80 GB) for 'does it fit?'")
@@ -50,7 +55,7 @@ def run(args) -> int:
         seq=_num(args.seq, "seq", True), layers=_num(args.layers, "layers", True),
         hidden=_num(args.hidden, "hidden", True), heads=_num(args.heads, "heads", True),
         fp32_gradients=args.fp32_gradients, inference_dtype=args.inference_dtype,
-        device_bytes=_num(args.gpu_memory, "gpu-memory"))
+        device_bytes=_num(args.gpu_memory, "gpu-memory"), activations=not args.no_activations)
     if args.json:
         print_json(out)
         return 0
@@ -66,7 +71,10 @@ def run(args) -> int:
     print(f"  Adam           {f(a['total'])}  (master {f(a['master'])}, momentum {f(a['momentum'])}, "
           f"variance {f(a['variance'])})")
     print(f"  model states   {f(t['model_states_bytes'])}  ({t['bytes_per_param']:g} bytes/param)")
-    print(f"  activations    {f(t['activations_bytes'])}")
+    shape = out["activations"]["shape"]
+    print(f"  activations    {f(t['activations_bytes'])}" + (
+        f"  ({shape['basis']}, batch {shape['batch']} x {shape['seq']} tokens)" if shape else
+        "  (not estimated)"))
     print(f"  total          {f(t['total_bytes'])}")
     for n in t["notes"]:
         print(f"  note: {n}")
@@ -76,4 +84,5 @@ def run(args) -> int:
     if "fits" in out:
         for k, v in out["fits"].items():
             print(f"Fits on the device ({k}): {v['verdict']}")
+        print(f"  {v['note']}")
     return 0

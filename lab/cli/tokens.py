@@ -40,7 +40,8 @@ def _read_text(args) -> str:
 
 def _print_table(tz) -> None:
     print(f"{tz.model}: {tz.count} tokens, {tz.characters} characters, "
-          f"{tz.chars_per_token:.2f} characters per token ({tz.info.family})")
+          f"{tz.chars_per_token:.2f} characters per token, {tz.words} words, "
+          f"{tz.tokens_per_word:.2f} tokens per word ({tz.info.family})")
     for i in range(tz.count):
         flag = f"  [{tz.role(i) or 'special'}]" if tz.special[i] else ""
         print(f"  {i:>5}  {tz.ids[i]:>7}  {tz.label(i)!s:<20} {tz.starts[i]:>6}-{tz.ends[i]:<6} "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -231,3 +232,21 @@ def resolve_token(tokens: list[str], want: int | str) -> Optional[int]:
         if p and word.startswith(p) and len(p) >= 2:
             return i
     return None
+
+
+#: The kinds of control a step can name, as "the <Label> <kind>": a tab, a button, a box
+#: (check box, spin box, text box) or a list (a drop-down).
+CONTROL_KINDS = ("tab", "button", "box", "list")
+_CONTROL = re.compile(r"\bthe ([A-Z][\w&()'.+×-]*(?: (?!the\b)[\w&()'.+×-]+)*?) (" + "|".join(CONTROL_KINDS) + r")\b")
+
+
+def control_name(kind: str, label: str) -> str:
+    """The object name of the control a step calls "the <label> <kind>": "the Run button" ->
+    "button-run", "the Frontier & known models tab" -> "tab-frontier-known-models"."""
+    return f"{kind}-" + re.sub(r"[^a-z0-9]+", "-", label.replace("&&", "&").lower()).strip("-")
+
+
+def named_controls(step: str) -> list[tuple[str, str]]:
+    """The controls a step names, as (kind, label) pairs: "Open the Context tab and press the
+    Compare layers button" -> [("tab", "Context"), ("button", "Compare layers")]."""
+    return [(m.group(2), m.group(1)) for m in _CONTROL.finditer(step)]

@@ -29,6 +29,27 @@ RULE_OF_THUMB_SOURCE = ("Course rule of thumb: training needs about 6x the fp32 
                         "(1B parameters: 4 GB of weights, about 24 GB to train), activations included")
 PRECISIONS = ("mixed", "fp32")
 
+#: Published shapes to estimate activations from when only a parameter count is known:
+#: (params, layers, d_model, heads, name). The nearest row (in log parameters) is used.
+TYPICAL_SHAPES = (
+    (125e6, 12, 768, 12, "GPT-3 Small (125M)"),
+    (350e6, 24, 1024, 16, "GPT-3 Medium (350M)"),
+    (760e6, 24, 1536, 16, "GPT-3 Large (760M)"),
+    (1.3e9, 24, 2048, 16, "GPT-3 XL (1.3B)"),
+    (2.7e9, 32, 2560, 32, "GPT-3 2.7B"),
+    (6.7e9, 32, 4096, 32, "GPT-3 6.7B"),
+    (13e9, 40, 5140, 40, "GPT-3 13B"),
+    (70e9, 80, 8192, 64, "Llama 2 70B"),
+    (175e9, 96, 12288, 96, "GPT-3 175B"),
+)
+TYPICAL_SHAPE_SOURCE = ("Typical shapes: Brown et al. 2020 (GPT-3), arXiv 2005.14165, Table 2.1; "
+                        "Touvron et al. 2023b (Llama 2 70B), arXiv 2307.09288")
+TYPICAL_SEQ, TYPICAL_BATCH = 2048, 1
+#: Above this share of the device an estimate cannot promise "fits": the CUDA context,
+#: allocator fragmentation and temporaries take the rest.
+LIMIT_FRACTION = 0.9
+STATUSES = ("fits", "at the limit", "does not fit", "unknown")
+
 
 def dtype_bytes(dtype: str) -> float:
     try:
@@ -64,6 +85,16 @@ def activation_bytes(layers: int, hidden: int, heads: int, seq: int, batch: int,
     s, b, h, a = float(seq), float(batch), float(hidden), float(heads)
     per_layer = s * b * h * (34.0 + 5.0 * a * s / h)
     return layers * per_layer * (2.0 if _precision(precision) == "fp32" else 1.0)
+
+
+def typical_shape(params: float, seq: int = TYPICAL_SEQ, batch: int = TYPICAL_BATCH) -> dict:
+    """The published shape nearest to ``params`` (in log scale), to estimate activations from
+    when the model's own shape is not known: layers, d_model, heads, plus seq and batch."""
+    N = _params(params)
+    n, layers, d_model, heads, name = min(TYPICAL_SHAPES, key=lambda r: abs(math.log(r[0] / N)))
+    return dict(layers=layers, d_model=d_model, heads=heads, seq=int(seq), batch=int(batch), source="typical",
+                basis=f"{name}: {layers} layers, d_model {d_model}, {heads} heads "
+                      f"(the published shape nearest to {N:.3g} parameters)")
 
 
 @dataclass
@@ -139,23 +170,44 @@ def training_memory(params: float, precision: str = "mixed", *, fp32_gradients: 
                           activation_inputs=inputs, notes=notes)
 
 
-def fits(required_bytes: float, device_bytes: Optional[float]) -> Optional[dict]:
-    """Does ``required_bytes`` fit in ``device_bytes``? None when no device memory is known."""
+def fits(required_bytes: float, device_bytes: Optional[float], unknown: tuple = ()) -> Optional[dict]:
+    """Does ``required_bytes`` fit in ``device_bytes``? None when no device memory is known.
+
+    ``unknown`` names parts left out of ``required_bytes`` (e.g. "activations"): then the
+    answer is never "fits". ``status`` is one of STATUSES; ``fits`` is True only for
+    "fits", False for "does not fit", None when the estimate cannot tell."""
     if device_bytes is None:
         return None
     if not (device_bytes > 0 and math.isfinite(device_bytes)):
         raise InputError(f"Device memory must be a positive number of bytes, got {device_bytes!r}.")
-    ok = required_bytes <= device_bytes
-    return dict(fits=ok, required_bytes=required_bytes, device_bytes=float(device_bytes),
+    unknown = tuple(unknown)
+    need, dev = _gb(required_bytes), _gb(device_bytes)
+    if required_bytes > device_bytes:
+        status = "does not fit"
+        text = f"does not fit: needs {need}, the device has {dev}"
+        if unknown:
+            text += f" (without the {' and '.join(unknown)}, not estimated)"
+    elif unknown:
+        status = "unknown"
+        text = (f"unknown: the known parts take {need} of {dev}; the {' and '.join(unknown)} "
+                "(not estimated) decide")
+    elif required_bytes > LIMIT_FRACTION * device_bytes:
+        status = "at the limit"
+        text = (f"at the limit: needs {need} of {dev} (over {LIMIT_FRACTION:.0%}: the CUDA context and "
+                "fragmentation can tip it over)")
+    else:
+        status = "fits"
+        text = f"fits: {need} of {dev}"
+    return dict(fits={"fits": True, "does not fit": False}.get(status), status=status,
+                unknown_parts=list(unknown), required_bytes=required_bytes, device_bytes=float(device_bytes),
                 headroom_bytes=float(device_bytes) - required_bytes,
-                fraction=required_bytes / device_bytes,
-                verdict=(f"fits: {_gb(required_bytes)} of {_gb(device_bytes)}" if ok else
-                         f"does not fit: needs {_gb(required_bytes)}, the device has {_gb(device_bytes)}"),
+                fraction=required_bytes / device_bytes, verdict=text,
                 note="The CUDA context and allocator fragmentation take a few hundred MB more in practice.")
 
 
-def course_example(params: float = 1e9) -> dict:
-    """The course's worked example (1B: 4 GB of fp32 weights, ~24 GB to train), next to the breakdown."""
+def course_example(params: float = 1e9, train: Optional[TrainingMemory] = None) -> dict:
+    """The course's rule of thumb (1B: 4 GB of fp32 weights, ~24 GB to train) next to the
+    lab's breakdown, as one story; with ``train`` (the calculator's estimate), its total too."""
     N = _params(params)
     w32 = weights_bytes(N, "fp32")
     rule = 6 * w32
@@ -172,20 +224,47 @@ def course_example(params: float = 1e9) -> dict:
         f"The remaining {_gb(rule - fp32.model_states)} of the 6x rule is a budget for activations, which grow "
         f"with batch x sequence length (and are cut by recomputation): the rule hides them, the breakdown shows them.",
     ]
-    return dict(params=N, weights_fp32_bytes=w32, rule_of_thumb_bytes=rule, rule_multiplier=6,
-                states_fp32_bytes=fp32.model_states, states_mixed_bytes=mixed.model_states,
-                activation_budget_bytes=rule - fp32.model_states, explanation=lines,
-                source=RULE_OF_THUMB_SOURCE)
+    out = dict(params=N, weights_fp32_bytes=w32, rule_of_thumb_bytes=rule, rule_multiplier=6,
+               states_fp32_bytes=fp32.model_states, states_mixed_bytes=mixed.model_states,
+               activation_budget_bytes=rule - fp32.model_states, explanation=lines,
+               source=RULE_OF_THUMB_SOURCE)
+    if train is not None:
+        out["lab_total_bytes"] = train.total if train.activations is not None else None
+        if train.activations is None:
+            lines.append(f"This estimate: {_gb(train.model_states)} of model states, activations not estimated, "
+                         f"so the total is unknown (the rule's {_gb(rule)} assumes a typical budget).")
+        else:
+            a = train.activation_inputs
+            lines.append(
+                f"This estimate ({train.precision}): {_gb(train.model_states)} of states + {_gb(train.activations)} "
+                f"of activations ({a['layers']} layers, d_model {a['hidden']}, batch {a['batch']} x {a['seq']} "
+                f"tokens, no recomputation) = {_gb(train.total)}, "
+                f"{'above' if train.total > rule else 'within'} the rule's {_gb(rule)}.")
+    return out
 
 
-def estimate(params: float, *, precision: str = "mixed", batch: int = 1, seq: int = 2048,
+def estimate(params: float, *, precision: str = "mixed", batch: int = TYPICAL_BATCH, seq: int = TYPICAL_SEQ,
              layers: Optional[int] = None, hidden: Optional[int] = None, heads: Optional[int] = None,
              fp32_gradients: bool = False, inference_dtype: str = "fp16",
-             device_bytes: Optional[float] = None) -> dict:
-    """The calculator in one call (what ``tvlab memory --json`` prints)."""
+             device_bytes: Optional[float] = None, activations: bool = True) -> dict:
+    """The calculator in one call (what ``tvlab memory --json`` prints).
+
+    Without a shape, activations come from ``typical_shape`` (said in ``activations.shape``);
+    ``activations=False`` leaves them out, and the training verdict is then "unknown"."""
     N = _params(params)
+    shape = None
+    if all(v is None for v in (layers, hidden, heads)):
+        if activations:
+            shape = typical_shape(N, seq, batch)
+            layers, hidden, heads = shape["layers"], shape["d_model"], shape["heads"]
+    else:
+        shape = dict(layers=layers, d_model=hidden, heads=heads, seq=seq, batch=batch, source="given",
+                     basis=f"the given shape: {layers} layers, d_model {hidden}, {heads} heads")
     train = training_memory(N, precision, fp32_gradients=fp32_gradients, layers=layers, hidden=hidden,
                             heads=heads, seq=seq, batch=batch)
+    if shape is not None and shape["source"] == "typical":
+        train.notes.append(f"Activations for a typical shape, {shape['basis']}, batch {batch} x {seq} tokens; "
+                           "give the model's shape to replace it.")
     inf = {d: inference_bytes(N, d) for d in DTYPE_BYTES}
     out = dict(
         params=N,
@@ -193,14 +272,18 @@ def estimate(params: float, *, precision: str = "mixed", batch: int = 1, seq: in
         inference_bytes=inf,
         inference_dtype=inference_dtype,
         training=train.to_json(),
-        course_example=course_example(N),
+        activations=dict(bytes=train.activations, shape=shape),
+        course_example=course_example(N, train),
         sources=dict(dtype=DTYPE_SOURCE, inference=INFERENCE_SOURCE, training=TRAINING_SOURCE,
-                     activations=ACTIVATION_SOURCE, rule_of_thumb=RULE_OF_THUMB_SOURCE),
+                     activations=ACTIVATION_SOURCE, rule_of_thumb=RULE_OF_THUMB_SOURCE,
+                     typical_shape=TYPICAL_SHAPE_SOURCE),
     )
     if device_bytes is not None:
         out["device_bytes"] = float(device_bytes)
+        unknown = ("activations",) if train.activations is None else ()
         out["fits"] = dict(inference=fits(inf[dtype_key(inference_dtype)], device_bytes),
-                           training=fits(train.total, device_bytes))
+                           training=fits(train.total, device_bytes, unknown))
+        out["verdict"] = {mode: v["status"] for mode, v in out["fits"].items()}
     return out
 
 

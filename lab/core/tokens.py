@@ -14,6 +14,7 @@ import codecs
 import csv
 import io
 import json
+import re
 import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -69,6 +70,9 @@ def visible(text: str) -> str:
 
 
 # --- what kind of tokenizer -------------------------------------------------------------
+
+_WORD = re.compile(r"\w+(?:['’]\w+)*")
+
 
 @dataclass
 class TokenizerInfo:
@@ -267,8 +271,18 @@ class Tokenization:
 
     def to_json(self) -> dict:
         """``{"model", "count", "tokens": [{"id", "piece", "text", "start", "end", "special"}]}``."""
-        return {"model": self.model, "count": self.count,
-                "tokens": [self.token_dict(i) for i in range(self.count)]}
+        return {"model": self.model, "count": self.count, "words": self.words,
+                "tokens_per_word": self.tokens_per_word, "tokens": [self.token_dict(i) for i in range(self.count)]}
+
+    @property
+    def words(self) -> int:
+        """Words of the text: runs of letters or digits (with inner apostrophes); punctuation is no word."""
+        return len(_WORD.findall(self.text))
+
+    @property
+    def tokens_per_word(self) -> float:
+        """The text's price: its tokens (punctuation included, added special tokens not) per word."""
+        return sum(1 for s in self.special if not s) / self.words if self.words else 0.0
 
     @property
     def characters(self) -> int:

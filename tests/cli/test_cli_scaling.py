@@ -58,13 +58,38 @@ def test_memory_json_is_the_breakdown():
     out = json.loads(r.stdout)
     assert out["weights_bytes"]["fp32"] == 4e9 and out["weights_bytes"]["int4"] == 5e8
     t = out["training"]
-    assert t["total_bytes"] == 16e9 and t["adam_bytes"]["total"] == 12e9
+    assert t["model_states_bytes"] == 16e9 and t["adam_bytes"]["total"] == 12e9
+    # no shape given: activations from the typical shape, which the JSON names
+    shape = out["activations"]["shape"]
+    assert (shape["layers"], shape["d_model"], shape["heads"], shape["seq"], shape["batch"]) == (24, 2048, 16, 2048, 1)
+    assert t["activations_bytes"] == out["activations"]["bytes"] > 0
+    assert t["total_bytes"] == 16e9 + t["activations_bytes"]
     assert out["course_example"]["rule_of_thumb_bytes"] == 24e9
+    r = tvlab("memory", "--params", "1e9", "--no-activations", "--json")
+    assert json.loads(r.stdout)["training"]["total_bytes"] == 16e9
     r = tvlab("memory", "--params", "1B", "--layers", "24", "--hidden", "2048", "--heads", "16",
               "--gpu-memory", "24e9", "--json")
     out = json.loads(r.stdout)
     assert out["training"]["activations_bytes"] > 0
     assert out["fits"]["training"]["fits"] is False and out["fits"]["inference"]["fits"] is True
+    assert out["verdict"] == {"inference": "fits", "training": "does not fit"}
+
+
+def test_memory_verdict_for_the_course_example_is_never_fits():
+    """1B on 16 GB: the verdict per mode in --json, the same words on the terminal."""
+    r = tvlab("memory", "--params", "1e9", "--gpu-memory", "16e9", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["verdict"] == {"inference": "fits", "training": "does not fit"}
+    assert out["fits"]["training"]["verdict"].startswith("does not fit")       # keeps the old fields
+    assert out["activations"]["shape"]["source"] == "typical"
+    r = tvlab("memory", "--params", "1e9", "--gpu-memory", "16e9", "--no-activations", "--json")
+    out = json.loads(r.stdout)
+    assert out["verdict"]["training"] == "unknown" and out["fits"]["training"]["fits"] is None
+    text = tvlab("memory", "--params", "1e9", "--gpu-memory", "16 GB", "--layers", "24", "--d-model", "2048",
+                 "--heads", "16", "--seq", "1024").stdout
+    assert "Fits on the device (training): does not fit" in text and "24 GB" in text
+    assert "the given shape: 24 layers, d_model 2048" in text and "batch 1 x 1024 tokens" in text
 
 
 @pytest.mark.parametrize("args", [

@@ -7,7 +7,8 @@ def test_json_tokens_are_exact_slices(tvlab, tiny_gpt2):
     r = tvlab("tokens", "--model", tiny_gpt2, "--text", text, "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert list(out) == ["model", "count", "tokens"]
+    assert list(out) == ["model", "count", "words", "tokens_per_word", "tokens"]
+    assert out["words"] == 3 and out["tokens_per_word"] == sum(not t["special"] for t in out["tokens"]) / 3   # Hi, café, שלום: an emoji is no word
     assert out["model"] == tiny_gpt2.name and out["count"] == len(out["tokens"]) > 0
     for t in out["tokens"]:
         assert list(t) == ["id", "piece", "text", "start", "end", "special"]

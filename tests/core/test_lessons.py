@@ -11,6 +11,8 @@ COURSE_TOPICS = [
     "encoder, decoder and encoder-decoder", "decoding strategies",
     "zero/one/few-shot prompting and the context window", "precision and memory",
     "scaling laws and Chinchilla",
+    "use cases, the generative AI project lifecycle, prompting versus fine-tuning",
+    "domain adaptation, domain-specific pre-training, BloombergGPT",
 ]
 
 
@@ -38,6 +40,35 @@ def test_shipped_lessons_follow_the_course_in_order():
     assert attention.selection["token"] == "with" and attention.raise_panel == "attention"
     assert any("4 GB" in l.explanation for l in shipped if l.topic == "precision and memory")
     assert any("20 tokens per parameter" in l.explanation for l in shipped if "Chinchilla" in l.topic)
+
+
+def test_course_numbers_in_the_lessons_are_the_labs():
+    """Where the course and the lab's data differ, a lesson says both; the lab's figures are
+    the ones its own code computes."""
+    from lab.core import memory
+    from lab.core import scaling as sc
+
+    by_id = {l.id: l for l in lessons.load_lessons(check_models=False)}
+    bb = next(m for m in sc.load_known_models() if m.name.startswith("BloombergGPT"))
+    domain = by_id["12-domain-adaptation"].explanation
+    assert "50B params, compute-optimal" in domain                   # the course's words
+    assert f"{bb.params / 1e9:.1f}B parameters" in domain and f"{bb.tokens / 1e9:.0f}B tokens" in domain
+    assert f"{bb.tokens_per_param:.1f} tokens per parameter" in domain
+    opt_n, opt_d = sc.optimal_params_tokens("chinchilla-1", 6 * bb.params * bb.tokens)
+    assert f"{opt_n / 1e9:.1f}B parameters on {opt_d / 1e9:.0f}B tokens" in domain
+    assert "2.64 tokens per word" in domain and "1.46" in domain and "about 2.5 against 1.5" in domain
+    life = by_id["11-use-cases-lifecycle"].explanation
+    for stage in ("Define the use case", "Choose a model", "Adapt and improve", "Evaluate", "Deploy",
+                  "extra infrastructure"):
+        assert stage in life
+    mem7 = by_id["07-precision-memory"].explanation
+    ex = memory.course_example(1e9)
+    assert f"{ex['rule_of_thumb_bytes'] / 1e9:.0f} GB" in mem7 and f"{ex['states_fp32_bytes'] / 1e9:.0f} GB" in mem7
+    scaling = by_id["08-scaling-laws"].explanation
+    pf = sc.FLOPS_PER_PF_DAY
+    assert 8 * sc.GPU_PEAK_FLOPS["V100"] * 86400 == pytest.approx(pf)       # 8 V100s for a day
+    assert f"{pf / (sc.GPU_PEAK_FLOPS['A100'] * 86400):.1f} A100s" in scaling       # 3.2 at the dense peak
+    assert "sparse peak" in scaling and "LLaMA 65B trained on 1.4T" in scaling and "Llama 2 70B trained on 2T" in scaling
 
 
 def test_shipped_lessons_are_usable_with_the_zoo(tiny_gpt2, tiny_t5, tmp_path, monkeypatch):

@@ -72,3 +72,40 @@ def test_bad_input():
         mem.training_memory(1e9, layers=12)          # shape given only in part
     with pytest.raises(InputError):
         mem.fits(1e9, 0)
+
+
+def test_verdict_is_never_fits_with_an_unknown_part():
+    # the course's 1B example on a 16 GB card: 16 GB of states alone used to read "fits: 16 GB of 16 GB"
+    v = mem.fits(16e9, 16e9, ("activations",))
+    assert v["status"] == "unknown" and v["fits"] is None and not v["verdict"].startswith("fits")
+    assert "activations" in v["verdict"] and v["unknown_parts"] == ["activations"]
+    # known parts alone over the device: does not fit, whatever the unknown part is
+    assert mem.fits(20e9, 16e9, ("activations",))["status"] == "does not fit"
+    # everything known but within 10 % of the device: at the limit, not "fits"
+    lim = mem.fits(15.5e9, 16e9)
+    assert lim["status"] == "at the limit" and lim["fits"] is None and lim["verdict"].startswith("at the limit")
+    assert mem.fits(8e9, 16e9)["status"] == "fits"
+    out = mem.estimate(1e9, device_bytes=16e9, activations=False)
+    assert out["training"]["activations_bytes"] is None and out["activations"]["shape"] is None
+    assert out["verdict"] == {"inference": "fits", "training": "unknown"}
+    assert out["fits"]["training"]["fits"] is None
+
+
+def test_activations_from_a_typical_shape_when_none_is_given():
+    sh = mem.typical_shape(1e9)
+    assert (sh["layers"], sh["d_model"], sh["heads"], sh["seq"], sh["batch"]) == (24, 2048, 16, 2048, 1)
+    assert "GPT-3 XL" in sh["basis"] and sh["source"] == "typical"
+    assert mem.typical_shape(7e9)["d_model"] == 4096 and mem.typical_shape(70e9)["layers"] == 80
+    out = mem.estimate(1e9, device_bytes=16e9)
+    acts = mem.activation_bytes(24, 2048, 16, 2048, 1)
+    assert out["activations"]["bytes"] == pytest.approx(acts) and out["activations"]["shape"]["layers"] == 24
+    assert out["training"]["total_bytes"] == pytest.approx(16e9 + acts)      # 27.5 GB
+    assert out["verdict"]["training"] == "does not fit"
+    # the course's rule and the lab's breakdown in one story
+    story = " ".join(out["course_example"]["explanation"])
+    assert "24 GB" in story and "16 GB" in story and "27.5 GB" in story and "2048" in story
+    assert out["course_example"]["lab_total_bytes"] == pytest.approx(16e9 + acts)
+    # a given shape wins, and is said to be the given one
+    given = mem.estimate(1e9, layers=12, hidden=768, heads=12, seq=512, batch=2)
+    assert given["activations"]["shape"]["source"] == "given"
+    assert given["activations"]["bytes"] == pytest.approx(mem.activation_bytes(12, 768, 12, 512, 2))

@@ -147,7 +147,7 @@ def test_markers_and_readable_labels(toks):
 def test_json_shape_and_csv(toks):
     tz = tokens.tokenize(toks["bert"], "Hi there", model="tiny")
     js = tz.to_json()
-    assert set(js) == {"model", "count", "tokens"} and js["model"] == "tiny" and js["count"] == tz.count
+    assert set(js) == {"model", "count", "words", "tokens_per_word", "tokens"} and js["model"] == "tiny" and js["count"] == tz.count
     assert all(list(t) == ["id", "piece", "text", "start", "end", "special"] for t in js["tokens"])
     lines = tz.csv_text().splitlines()
     assert lines[0].startswith("index,id,piece,text,start,end,special")
@@ -201,3 +201,33 @@ def test_byte_decoder_is_the_inverse_of_transformers_byte_map():
     assert len(dec) == 256 and sorted(dec.values()) == list(range(256))
     assert dec["Ġ"] == ord(" ") and dec["Ċ"] == ord("\n") and dec["!"] == ord("!")
     assert all(dec[c] == b for b, c in bytes_to_unicode().items())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_tokens_per_word_is_the_price_of_a_text(toks, kind):
+    """Words are runs of letters/digits ('tis and year-over-year's parts count once each);
+    tokens per word counts the text's tokens, punctuation included, added special tokens not."""
+    text = "Whether 'tis nobler, year-over-year: 120 bps."
+    tz = tokens.tokenize(toks[kind], text, model=kind)
+    assert tz.words == 8       # Whether, tis, nobler, year, over, year, 120, bps
+    n_text = sum(1 for s in tz.special if not s)
+    assert tz.tokens_per_word == pytest.approx(n_text / 8)
+    d = tz.to_json()
+    assert d["words"] == 8 and d["tokens_per_word"] == pytest.approx(n_text / 8)
+    empty = tokens.tokenize(toks[kind], "...", model=kind)
+    assert empty.words == 0 and empty.tokens_per_word == 0.0
+
+
+def test_modern_finance_text_costs_more_tokens_per_word_than_shakespeare_in_bard_gpt():
+    """The domain-adaptation lesson's figures, measured with bard-gpt's own tokenizer."""
+    try:
+        tok = tokens.load_tokenizer("zoo:bard-gpt")[0]
+    except Exception as err:      # the zoo is part of the repository; say why if it is not here
+        pytest.skip(f"zoo:bard-gpt not available: {err}")
+    finance = ("Quarterly EBITDA margins expanded 120 basis points year-over-year, beating consensus "
+               "estimates, and the CFO reiterated full-year guidance on resilient free cash flow and share buybacks.")
+    hamlet = ("To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer the slings "
+              "and arrows of outrageous fortune, or to take arms against a sea of troubles, and by opposing end them.")
+    f = tokens.tokenize(tok, finance).tokens_per_word
+    h = tokens.tokenize(tok, hamlet).tokens_per_word
+    assert f == pytest.approx(2.64, abs=0.01) and h == pytest.approx(1.46, abs=0.01)

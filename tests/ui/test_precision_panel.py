@@ -231,3 +231,53 @@ def test_the_controller_forgets_its_conversion_with_the_model():
     ctl.last = Conversion(report=None, out="/x", model="m")
     ctl.model_replaced()
     assert ctl.last is None
+
+
+def _verdict_lines(calc):
+    """(mode, text, colour) of each verdict line of the calculator's results."""
+    import re
+    html = calc.calc_view.toHtml()
+    out = []
+    for color, text in re.findall(r"color:(#[0-9a-fA-F]{6});[^>]*>.*?Does it fit on [^?]*\? (.*?)</span>", html):
+        mode, _, verdict = text.partition(": ")
+        out.append((mode, verdict, color.lower()))
+    return out
+
+
+def test_memory_verdict_is_never_fits_with_an_unknown_part(qtbot, panel):
+    """The 1B course example on a 16 GB card: activations from a stated typical shape, and the
+    training verdict says "does not fit" in red; with the shape unknown it says "unknown" in amber."""
+    panel.tabs.setCurrentIndex(1)
+    calc = panel.calculator
+    calc.seq.setValue(512)            # as a loaded model's context leaves it: the example resets it
+    calc.show_course_example()
+    calc.device.setCurrentIndex(next(i for i in range(calc.device.count())
+                                     if calc.device.itemText(i).startswith("16 GB")))
+    shape = calc.estimate["activations"]["shape"]
+    assert (calc.layers.value(), calc.hidden.value(), calc.heads.value()) == (24, 2048, 16)
+    assert shape["source"] == "typical" and (calc.batch.value(), calc.seq.value()) == (1, 2048)
+    assert "GPT-3 XL" in calc.shape_note.text() and "batch 1" in calc.shape_note.text()
+    lines = dict((m, (v, c)) for m, v, c in _verdict_lines(calc))
+    assert lines["Training"][0].startswith("does not fit") and lines["Training"][1] == mem_color("does not fit")
+    assert lines["Inference"][0].startswith("fits") and lines["Inference"][1] == mem_color("fits")
+    text = calc.calc_view.toPlainText()
+    assert "Course: rule of thumb" in text and "Lab: breakdown" in text and "24 GB" in text and "27.5 GB" in text
+
+    calc.layers.setValue(0)          # shape unknown: activations left out
+    assert calc.estimate["training"]["activations_bytes"] is None
+    lines = dict((m, (v, c)) for m, v, c in _verdict_lines(calc))
+    assert lines["Training"][0].startswith("unknown") and lines["Training"][1] == mem_color("unknown")
+    assert lines["Training"][1] != mem_color("fits") and "unknown" in calc.shape_note.text().lower()
+
+    # a bigger card: everything known and far below it, green "fits"; a typed shape is kept as the user's
+    calc.layers.setValue(24)
+    calc.device.setCurrentIndex(next(i for i in range(calc.device.count())
+                                     if calc.device.itemText(i).startswith("80 GB")))
+    lines = dict((m, (v, c)) for m, v, c in _verdict_lines(calc))
+    assert lines["Training"][0].startswith("fits") and lines["Training"][1] == mem_color("fits")
+    assert calc.estimate["activations"]["shape"]["source"] == "given" and "your shape" in calc.shape_note.text()
+
+
+def mem_color(status):
+    from lab.ui.widgets.memory_calculator import VERDICT_COLORS
+    return VERDICT_COLORS[status].lower()

@@ -38,6 +38,7 @@ from lab.core.resources import resource
 from lab.core.trace import STACK_LABELS, display_tokens, hide_first_token
 from lab.ui.panels.base import Panel
 from lab.ui.widgets.attention_views import AggregatesPage, LensPage, LinesPage, ModelView
+from lab.ui.widgets.control_names import name_tabs
 from lab.ui.widgets.heatmap import Heatmap
 from lab.ui.widgets.view_export import save_view
 
@@ -167,6 +168,7 @@ class AttentionPanel(Panel):
         self.tabs.addTab(self.lines_page, "Lines")
         self.tabs.addTab(self.agg_page, "Aggregates")
         self.tabs.addTab(self.lens_page, "Logit lens")
+        name_tabs(self.tabs)
         self.tabs.setCurrentIndex(1)
         self.tabs.currentChanged.connect(self._redraw)
 

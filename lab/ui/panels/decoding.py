@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from lab.core.sampling import SamplingSettings
 from lab.ui.controllers.decoding import DecodeController
 from lab.ui.panels.base import Panel
+from lab.ui.widgets.control_names import name_buttons, name_tabs
 from lab.ui.widgets.decode_text import DecodeText
 from lab.ui.widgets.decode_tree import DecodeTree
 from lab.ui.widgets.prob_bars import CandidateBars, DrawStrip, StepChart
@@ -86,6 +87,7 @@ class DecodingPanel(Panel):
         self.back_btn.setToolTip("Undo one step (the branch stays in the tree)")
         self.reset_btn = QPushButton("Reset")
         self.reset_btn.setToolTip("Start again from the prompt")
+        name_buttons(self.step_btn, self.run_btn, self.back_btn, self.reset_btn)
         self.speed = QSpinBox(minimum=0, maximum=2000, value=120, singleStep=50, suffix=" ms")
         self.speed.setToolTip("Pause between tokens while running (the animation)")
         self.step_btn.clicked.connect(self.step)
@@ -135,6 +137,7 @@ class DecodingPanel(Panel):
         self.tabs.addTab(self.waterfall, "Waterfall")
         self.tabs.addTab(self.tree, "Branches")
         self.tabs.addTab(self.helper, "Prompt helper")
+        name_tabs(self.tabs)
 
         left = QWidget()
         ll = QVBoxLayout(left)

@@ -37,6 +37,7 @@ from lab.core.errors import LabError
 from lab.core.units import format_bytes, number_or_none
 from lab.ui.controllers.conversion import ConversionController, default_folder
 from lab.ui.panels.base import Panel
+from lab.ui.widgets.control_names import name_buttons, name_tabs
 from lab.ui.widgets.memory_calculator import MemoryCalculator
 from lab.ui.widgets.open_folder import OpenFolderButton
 from lab.ui.widgets.precision_chart import PrecisionChart
@@ -91,6 +92,7 @@ class PrecisionPanel(Panel):
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_convert(), "Convert to ONNX")
         self.tabs.addTab(self.calculator, "Memory calculator")
+        name_tabs(self.tabs)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.tabs)
@@ -144,6 +146,7 @@ class PrecisionPanel(Panel):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel_conversion)
         self.open_button = OpenFolderButton()
+        name_buttons(self.convert_button, self.cancel_button)
         buttons = QHBoxLayout()
         buttons.addWidget(self.convert_button)
         buttons.addWidget(self.cancel_button)

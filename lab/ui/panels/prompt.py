@@ -33,7 +33,8 @@ class PromptPanel(Panel):
         self.edit.setTabChangesFocus(True)
         self.target = QLineEdit()
         self.target.setObjectName("target")      # the one Target control of the lab
-        self.target.setPlaceholderText("Target text for encoder-decoder models (empty: the model's own output)")
+        self.target.setPlaceholderText("Target text for encoder-decoder models (empty: the model's own output; "
+                                       "editing the input clears it)")
         self.recent = QComboBox()
         self.recent.setToolTip("Recent prompts")
         self.recent.setMinimumContentsLength(18)
@@ -48,6 +49,8 @@ class PromptPanel(Panel):
         self.edit.submitted.connect(self.submit)
         self.edit.textChanged.connect(self._typed)
         self.target.textChanged.connect(session.set_target)
+        self.target.textChanged.connect(self._target_typed)
+        self._target_note = False
 
         side = QVBoxLayout()
         side.addWidget(self.run_button)
@@ -89,7 +92,15 @@ class PromptPanel(Panel):
         self.recent.setCurrentIndex(0)
 
     def _typed(self) -> None:
-        self.note.hide()
+        if not self._target_note:
+            self.note.hide()
+        if self.session.target:
+            # A forced target belongs to the input it was typed for: a new input gets the
+            # model's own output, or a lesson's "1987-03-03" would look right for any input.
+            self.target.clear()
+            self.show_note("The target was cleared because the input changed: the decoder side now shows "
+                           "the model's own output. Type a target again to force one.")
+            self._target_note = True      # stays while the user goes on typing the new input
         self.session.set_prompt(self.edit.toPlainText())
 
     def _prompt_from_session(self, text: str) -> None:
@@ -101,6 +112,11 @@ class PromptPanel(Panel):
     def _target_from_session(self, text: str) -> None:
         if text != self.target.text():
             self.target.setText(text)
+
+    def _target_typed(self, text: str) -> None:
+        if text and self._target_note:
+            self._target_note = False
+            self.note.hide()
 
     def take_focus(self) -> None:
         self.edit.setFocus()
@@ -120,6 +136,7 @@ class PromptPanel(Panel):
         self.session.capture()
 
     def show_note(self, text: str) -> None:
+        self._target_note = False
         self.note.setText(text)
         self.note.show()
 

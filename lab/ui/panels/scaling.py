@@ -39,6 +39,7 @@ from lab.core.units import format_number, number_or_none
 from lab.ui.controllers.fit import FitController
 from lab.ui.panels.base import Panel
 from lab.ui.widgets.arithmetic import Arithmetic
+from lab.ui.widgets.control_names import name_buttons, name_control
 from lab.ui.widgets.log_slider import LogSlider
 from lab.ui.widgets.scaling_plots import C_RANGE, D_RANGE, N_RANGE, ScalingPlots
 
@@ -129,6 +130,7 @@ class ScalingPanel(Panel):
         self.budget_mode.addItems(["FLOPs", "PF-days", "GPUs × days"])
         self.budget_mode.currentIndexChanged.connect(self._budget_mode_changed)
         f.addRow("Budget in", self.budget_mode)
+        name_control(self.budget_mode, "list", "Budget in")
         self.compute = _slider(*C_RANGE, 5.76e23, "FLOPs")
         self.compute.valueChanged.connect(self._compute_changed)
         f.addRow("Compute", self.compute)
@@ -169,6 +171,7 @@ class ScalingPanel(Panel):
         f.addRow(self.optimum)
         self.use_optimum = QPushButton("Use this model below")
         self.use_optimum.clicked.connect(self._use_optimum)
+        name_buttons(self.use_optimum)
         f.addRow(self.use_optimum)
         self.optimum_math = Arithmetic()
         f.addRow(self.optimum_math)
@@ -191,6 +194,7 @@ class ScalingPanel(Panel):
                 self.preset.addItem(m.name, m.name)
         self.preset.currentIndexChanged.connect(self._preset_chosen)
         f.addRow("Preset", self.preset)
+        name_control(self.preset, "list", "Preset")
         self.point_info = QLabel()
         self.point_info.setWordWrap(True)
         self.point_info.setTextInteractionFlags(Qt.TextSelectableByMouse)

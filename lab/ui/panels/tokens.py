@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QTabWidget,
 
 from lab.core import atomic
 from lab.ui.panels.base import Panel
+from lab.ui.widgets.control_names import name_tabs
 from lab.ui.widgets.token_plots import MatrixView, ScatterView
 from lab.ui.widgets.token_views import CompareView, ContextView, NeighboursView, PositionsView, TokensView, note, page
 from lab.ui.widgets.view_export import save_view
@@ -126,6 +127,7 @@ class TokensPanel(Panel):
         self.ctx_view, self.ctx_note = c.plot, c.note
         c.run_requested.connect(self.run_context)
         self.tabs.addTab(c, "Context")
+        name_tabs(self.tabs)
 
     # --- model and prompt --------------------------------------------------------------
     def on_model_changed(self, card) -> None:

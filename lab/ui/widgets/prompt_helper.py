@@ -6,6 +6,7 @@ from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QLineEdit, QPlainT
 
 from lab.core.prompt_templates import MODES, build_prompt, parse_examples
 from lab.ui.widgets.context_bar import ContextBar
+from lab.ui.widgets.control_names import name_buttons
 
 
 class PromptHelper(QWidget):
@@ -28,6 +29,7 @@ class PromptHelper(QWidget):
         self.query = QLineEdit("apple")
         self.use_prompt = QPushButton("Use as prompt")
         self.use_prompt.clicked.connect(self._use)
+        name_buttons(self.use_prompt)
         self.context_bar = ContextBar()
         self.context_label = QLabel()
         self.context_label.setWordWrap(True)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QHBoxLayout, QTabWidget, QWidget
 
 from lab.core import scaling as sc
 from lab.ui.widgets import plot_export
+from lab.ui.widgets.control_names import name_tabs
 from lab.ui.widgets.log_plot import Marker, log_plot
 
 LAW_COLORS = {"kaplan": "#d1495b", "chinchilla-1": "#edae49", "chinchilla-3": "#00798c",
@@ -76,6 +77,7 @@ class ScalingPlots(QTabWidget):
         h.addWidget(self.plot_runs, 3)
         h.addWidget(self.plot_resid, 2)
         self.addTab(w, "Your runs")
+        name_tabs(self)
 
         # markers that move with the sliders (created once)
         self.iso_current = self.plot_iso.plot([], [], pen=pg.mkPen("#e04050", width=3), name="your budget")

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from lab.ui.widgets.control_names import name_buttons
 from lab.ui.widgets.token_chips import MAX_CHIPS, SourceText, TokenChips
 from lab.ui.widgets.token_plots import LayerLine, MatrixView
 
@@ -127,7 +128,8 @@ class TokensView(QWidget):
         extra = f" ({n_special} added by the tokenizer)" if n_special else ""
         self.counts.setText(
             f"<b>{tz.count:,}</b> tokens{extra} · <b>{tz.characters:,}</b> characters · "
-            f"<b>{tz.chars_per_token:.2f}</b> characters per token")
+            f"<b>{tz.chars_per_token:.2f}</b> characters per token · <b>{tz.words:,}</b> words · "
+            f"<b>{tz.tokens_per_word:.2f}</b> tokens per word")
         self.family.setText(escape(tz.info.describe()))
         if context:
             self.context_bar.setRange(0, context)
@@ -336,6 +338,7 @@ class ContextView(QWidget):
         preset_button.setToolTip("“I sat on the river bank” versus “I deposited cash at the bank”")
         preset_button.clicked.connect(self.use_preset)
         self.run = QPushButton("Compare layers")
+        name_buttons(preset_button, self.run)
         self.run.clicked.connect(self.run_requested)
         grid = QGridLayout()
         for r, (label, sentence, word) in enumerate((("Sentence A", self.a, self.word_a),
