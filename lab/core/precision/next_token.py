@@ -61,7 +61,7 @@ class NextTokenComparison:
 def prompt_ids(tokenizer, kind: str, text: str, target: str = "", decoder_start=None) -> tuple[list, Optional[list]]:
     """(input ids, decoder ids or None) for ``text`` as the lab's trace tokenizes it."""
     ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
-    if not ids:
+    if not ids or not text.strip():
         raise InputError("The prompt is empty: type some text to compare the precisions on.")
     if kind != KIND_SEQ2SEQ:
         return ids, None
