@@ -14,7 +14,7 @@ from html import escape
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QCoreApplication, QEvent, QSize, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -471,8 +471,15 @@ class PrecisionPanel(Panel):
         ``precision-formats.png`` (drawn from the tab's own widget)."""
         paths = super().export_views(folder)
         path = Path(folder) / f"{self.panel_id}-formats.png"
-        self.formats.resize(self.tabs.currentWidget().size())
-        if not self.formats.grab().save(str(path), "PNG"):
+        shown = self.tabs.currentIndex()
+        self.tabs.setCurrentWidget(self.formats)      # laid out at the tab's size, then back
+        for _ in range(3):    # the scroll area settles its bars over a few layout passes
+            QCoreApplication.sendPostedEvents(None, QEvent.LayoutRequest)
+        try:
+            saved = self.formats.grab().save(str(path), "PNG")
+        finally:
+            self.tabs.setCurrentIndex(shown)
+        if not saved:
             raise OSError(f"could not save {path.name}")
         return paths + [path]
 

@@ -2,7 +2,7 @@
 a weight tensor's histogram and errors (right), the prompt at each precision (below).
 
 Layout only: the parts are ``NumberFormatsView`` and the widgets of ``weight_formats``;
-the panel sends their requests to the worker. Scrolls rather than squeezes when small.
+the panel sends their requests to the worker. Scrolls rather than squeezes when small (each part's minimum size holds).
 """
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from lab.ui.widgets.weight_formats import PrecisionCompare, WeightHistogram
 class FormatsView(QWidget):
     #: Narrower than this, the weights go below the number (and the tab scrolls down).
     SIDE_BY_SIDE_WIDTH = 1180
-    #: The least height of the whole tab, side by side / stacked (less: it scrolls down).
-    MIN_HEIGHT = {Qt.Horizontal: 600, Qt.Vertical: 1000}
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -31,7 +29,6 @@ class FormatsView(QWidget):
         top.setStretchFactor(0, 3)
         top.setStretchFactor(1, 2)
         self.weights.setMinimumWidth(300)
-        self.weights.setMinimumHeight(330)
         body = QSplitter(Qt.Vertical)
         body.setChildrenCollapsible(False)
         body.addWidget(top)
@@ -58,5 +55,4 @@ class FormatsView(QWidget):
             self.top.setOrientation(orientation)
             if not wide:    # stacked: the number as tall as it needs, the histogram the rest
                 self.top.setSizes([self.number.sizeHint().height(), 10_000])
-        self.content.setMinimumHeight(self.MIN_HEIGHT[orientation])
         super().resizeEvent(event)

@@ -35,7 +35,7 @@ LABELS = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "int8": "int8 (round)"
 OVERFLOW_COLOR, UNDERFLOW_COLOR = "#d03030", "#c77700"
 PRESET_TEXTS = ("π", "65,504", "70,000", "1e-8", "0.1")
 #: The course's rounded figures beside the lab's (torch.finfo) where the course gives one.
-TABLE_COLUMNS = ["Format", "Bits (s / e / m)", "Bytes", "Largest", "Smallest normal", "Smallest subnormal",
+TABLE_COLUMNS = ["Format", "Bits (s/e/m)", "Bytes", "Largest", "Smallest normal", "Smallest subnormal",
                  "Digits", "The course says"]
 
 
@@ -52,12 +52,15 @@ def fit_height(t: QTableWidget, full_width: bool = False) -> None:
     """As tall as its rows, no inner scroll bars; ``full_width``: never narrower than its
     columns (the tab scrolls instead of clipping them)."""
     t.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-    t.resizeRowsToContents()
-    h = t.horizontalHeader().height() + sum(t.rowHeight(i) for i in range(t.rowCount()))
-    t.setFixedHeight(h + 2 * t.frameWidth() + 2)
-    if full_width:
-        t.resizeColumnsToContents()
-        t.setMinimumWidth(t.horizontalHeader().length() + 2 * t.frameWidth() + 2)
+    # size hints, not current sizes: a table filled while hidden has a header of height 0
+    t.verticalHeader().setSectionResizeMode(QHeaderView.Fixed)
+    t.verticalHeader().setDefaultSectionSize(t.fontMetrics().height() + 6)   # one line per row
+    rows = t.verticalHeader().defaultSectionSize() * t.rowCount()
+    t.setFixedHeight(t.horizontalHeader().sizeHint().height() + rows + 2 * t.frameWidth() + 2)
+    if full_width:    # the columns' own widths (the header's length includes the stretched last one)
+        head = t.horizontalHeader()
+        need = sum(max(t.sizeHintForColumn(j), head.sectionSizeHint(j)) for j in range(t.columnCount()))
+        t.setMinimumWidth(need + 2 * t.frameWidth() + 2)
 
 
 class BitStrip(QWidget):
@@ -225,11 +228,11 @@ class NumberFormatsView(QWidget):
         self.table.setRowCount(len(rows))
         for i, r in enumerate(rows):
             if r.exponent_bits:
-                bits = f"{r.bits} (1 / {r.exponent_bits} / {r.mantissa_bits})"
+                bits = f"{r.bits} (1/{r.exponent_bits}/{r.mantissa_bits})"
                 largest = f"±{r.max:.8g}"
                 normal, sub = f"{r.smallest_normal:.4g}", f"{r.smallest_subnormal:.4g}"
             else:
-                bits = f"{r.bits} (two's complement)"
+                bits = f"{r.bits} (integer)"
                 largest = f"{r.min:g} … +{r.max:g}"
                 normal = sub = "–"
             cells = [r.fmt, bits, f"{r.bytes:g}", largest, normal, sub, f"~{r.decimal_digits}", r.course or "–"]

@@ -72,13 +72,15 @@ class WeightHistogram(QWidget):
         self.grid_choice.setToolTip("The values symmetric per-tensor quantization can keep (k × scale)")
         self.grid_choice.currentIndexChanged.connect(self.redraw)
         self.plot = pg.PlotWidget()
-        self.plot.setMinimumHeight(150)
+        self.plot.setMinimumHeight(190)
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.setLabel("bottom", "weight value")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.setLabel("left", "count")
         self.info = QLabel("Load a model to see its weights.")
         self.info.setWordWrap(True)
+        self.info.setMinimumHeight(3 * self.info.fontMetrics().lineSpacing() + 4)   # wraps to 3 lines
+        self.info.setAlignment(Qt.AlignLeft | Qt.AlignTop)
         self.errors = _table(ERROR_COLUMNS, "formats-errors")
         for j, tip in enumerate(ERROR_TIPS):
             if tip:
