@@ -18,7 +18,7 @@ from lab.core.errors import LabError
 
 # Commands listed first, in this order, in --help; any others follow alphabetically.
 _ORDER = ["gui", "info", "selftest", "tokens", "attention", "decode", "convert",
-          "memory", "scaling", "bench"]
+          "memory", "formats", "scaling", "bench"]
 
 
 def _command_modules():

@@ -54,6 +54,8 @@ def run(args) -> int:
         raise InputError(f"Cannot write PNGs to {out}: {err.strerror or err}.") from None
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("TVLAB_SETTINGS_DIR", tempfile.mkdtemp(prefix="tvlab-selftest-"))
+    from PySide6.QtGui import QImage
+
     from lab.core import models
     from lab.ui.app import application
     from lab.ui.main_window import MainWindow
@@ -81,13 +83,15 @@ def run(args) -> int:
     for pid, panel in win.panels.items():
         win.show_panel(pid)
         _wait(app, lambda: False, 0.15)
-        img = panel.grab().toImage()
-        path = out / f"{pid}.png"
-        if not img.save(str(path), "PNG"):
-            problems.append(f"{pid}: could not save {path}")
-        elif _is_blank(img):
-            problems.append(f"{pid}: the panel rendered blank")
-        files.append(str(path))
+        try:    # <panel_id>.png, and any further views the panel draws (e.g. another tab)
+            paths = panel.export_views(out)
+        except OSError as err:
+            problems.append(f"{pid}: {err}")
+            continue
+        for path in paths:
+            if Path(path).suffix.lower() == ".png" and _is_blank(QImage(str(path))):
+                problems.append(f"{pid}: {Path(path).name} rendered blank")
+            files.append(str(path))
     for cls in win.docked_classes():   # bring each tab group's first panel to the front
         if not cls.tab_with:
             win.docks[cls.panel_id].raise_()

@@ -10,7 +10,7 @@ COURSE_TOPICS = [
     "tokenization", "embeddings and position", "self-attention",
     "encoder, decoder and encoder-decoder", "decoding strategies",
     "zero/one/few-shot prompting and the context window", "precision and memory",
-    "scaling laws and Chinchilla",
+    "scaling laws and Chinchilla", "number formats and quantization",
     "use cases, the generative AI project lifecycle, prompting versus fine-tuning",
     "domain adaptation, domain-specific pre-training, BloombergGPT",
 ]
@@ -40,6 +40,8 @@ def test_shipped_lessons_follow_the_course_in_order():
     assert attention.selection["token"] == "with" and attention.raise_panel == "attention"
     assert any("4 GB" in l.explanation for l in shipped if l.topic == "precision and memory")
     assert any("20 tokens per parameter" in l.explanation for l in shipped if "Chinchilla" in l.topic)
+    formats = next(l for l in shipped if l.topic == "number formats and quantization")
+    assert "70,144" in formats.explanation and formats.panels["precision"]["view"] == "formats"
 
 
 def test_course_numbers_in_the_lessons_are_the_labs():

@@ -1,16 +1,20 @@
 """Precision converter: export the loaded model to ONNX at fp32/fp16/int8/int4 and compare
-what each costs and saves; plus the memory calculator (weights, inference, training).
+what each costs and saves; the memory calculator (weights, inference, training); and the
+number formats (one number's bits in each format, a weight tensor's errors, the prompt at
+fp32 / fp16 / bf16 / int8).
 
 The conversion runs on the model worker, in a ConversionController that owns its state
-(lab.ui.controllers.conversion); the chart and the calculator are widgets
-(lab.ui.widgets.precision_chart, lab.ui.widgets.memory_calculator). No torch here.
+(lab.ui.controllers.conversion); the formats' model work in a FormatsController
+(lab.ui.controllers.formats). The views are widgets (lab.ui.widgets.precision_chart,
+memory_calculator, formats_view). No torch here.
 """
 from __future__ import annotations
 
 from html import escape
+from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QCoreApplication, QEvent, QSize, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -36,13 +40,17 @@ from lab.core.devices import device_memory
 from lab.core.errors import LabError
 from lab.core.units import format_bytes, number_or_none
 from lab.ui.controllers.conversion import ConversionController, default_folder
+from lab.ui.controllers.formats import FormatsController
 from lab.ui.panels.base import Panel
 from lab.ui.widgets.control_names import name_buttons, name_tabs
+from lab.ui.widgets.formats_view import FormatsView
 from lab.ui.widgets.memory_calculator import MemoryCalculator
 from lab.ui.widgets.open_folder import OpenFolderButton
 from lab.ui.widgets.precision_chart import PrecisionChart
 
 CHANNEL = ConversionController.name
+FORMATS = FormatsController.name
+VIEWS = ("convert", "memory", "formats")
 
 COLUMNS = ["Precision", "File", "vs fp32", "Params", "Run mem", "Latency med / p95",
            "Max |Δlogit|", "Mean |Δlogit|", "Top-1", "KL (nats)", "Perplexity (Δ)", "NaN / inf"]
@@ -70,8 +78,6 @@ def _num(v, spec) -> str:
     return "–" if v is None else spec.format(v)
 
 
-
-
 class PrecisionPanel(Panel):
     panel_id = "precision"
     title = "Precision converter"
@@ -82,6 +88,7 @@ class PrecisionPanel(Panel):
     def __init__(self, session, parent=None):
         super().__init__(session, parent)
         session.register(ConversionController())
+        session.register(FormatsController())
         self.conversion = None            # the Conversion snapshot on show, or None
         self._task = None                 # the conversion's task while it runs
         self._card = None                 # the model the readout and the folder belong to
@@ -92,6 +99,12 @@ class PrecisionPanel(Panel):
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_convert(), "Convert to ONNX")
         self.tabs.addTab(self.calculator, "Memory calculator")
+        self.formats = FormatsView()
+        self.tabs.addTab(self.formats, "Number formats")
+        self.formats.weights.tensor_chosen.connect(self.show_tensor)
+        self.formats.compare.compare_clicked.connect(self.compare_precisions)
+        self._compared = False            # after one comparison, a new prompt compares again
+        self._int8_note = ""
         name_tabs(self.tabs)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -103,6 +116,9 @@ class PrecisionPanel(Panel):
         self.session.request("precision.devices", lambda _lm, _job: device_memory(),
                              self.calculator.set_devices, lambda _msg: None, needs_model=False,
                              label="detecting device memory")
+        self.session.request("precision.formats.table", lambda _lm, _job: precision.format_table(),
+                             self.formats.number.set_table, lambda _msg: None, needs_model=False,
+                             quiet=True, label="format table")
 
     @property
     def report(self):
@@ -229,6 +245,65 @@ class PrecisionPanel(Panel):
             self._clear_readout()
             self.stage.setText("Choose precisions and a folder, then Convert.")
         self.calculator.use_card(card)
+        self._compared = False
+        self.formats.weights.clear()
+        self.formats.compare.clear()
+        self.session.send(FORMATS, "tensors", {}, self._show_tensors, self._formats_failed,
+                          label="listing weights")
+
+    # --- number formats: weights and the prompt at each precision ----------------------------
+    def _show_tensors(self, infos) -> None:
+        chosen = precision.weights.default_tensor(infos)
+        self.formats.weights.set_tensors(infos, chosen)
+        if chosen:
+            self.show_tensor(chosen)
+
+    def show_tensor(self, name: str) -> None:
+        """Histogram and per-format errors of the weight tensor ``name`` (on the worker)."""
+        if name and self.session.card is not None:
+            self.session.send(FORMATS, "tensor", {"name": name}, self.formats.weights.set_stats,
+                              self._formats_failed, channel=FORMATS + ".tensor", coalesce=True,
+                              label="weight statistics")
+
+    def int8_file(self):
+        """The converter's int8 ONNX file for the loaded model: this session's conversion, or
+        one in the folder field whose report names the model; None when there is none."""
+        card = self.session.card
+        if card is None:
+            return None
+        row = self.report.row("int8") if self.report is not None else None
+        if row is not None and row.error is None:
+            return str(precision.converted_file(self.report.out, "int8"))
+        found = precision.converted_file(self.folder.text().strip(), "int8", card.ref or card.name)
+        return str(found) if found else None
+
+    def compare_precisions(self) -> bool:
+        if self.session.card is None or not self.session.prompt.strip():
+            self.formats.compare.set_status("Load a model and type a prompt first.", error=True)
+            return False
+        onnx = self.int8_file()
+        self._int8_note = (f"int8: {onnx}." if onnx else "No int8 ONNX file yet: convert with int8 checked "
+                           "(Convert to ONNX tab) to add it.")
+        self._compared = True
+        self.formats.compare.set_status("Running the prompt at fp32, fp16, bf16" + (", int8…" if onnx else "…"))
+        self.session.send(FORMATS, "compare", {"text": self.session.prompt, "target": self.session.target,
+                                               "onnx": onnx}, self._show_comparison, self._compare_failed,
+                          coalesce=True, label="comparing precisions")
+        return True
+
+    def _show_comparison(self, cmp) -> None:
+        self.formats.compare.set_result(cmp, self._int8_note)
+
+    def _compare_failed(self, message: str) -> None:
+        self.formats.compare.set_status(message, error=True)
+
+    def _formats_failed(self, message: str) -> None:
+        self.formats.weights.info.setText(f"<span style='color:#d03030'>{escape(message)}</span>")
+
+    def on_trace_changed(self, trace) -> None:
+        """A new prompt: compare again if the user compared once and is looking."""
+        if trace is not None and self._compared and self.tabs.currentWidget() is self.formats:
+            self.compare_precisions()
 
     def _clear_readout(self) -> None:
         self.conversion = None
@@ -372,11 +447,16 @@ class PrecisionPanel(Panel):
         self.chart.set_rows(report.rows)
 
     def apply_lesson(self, settings: dict) -> None:
-        """A lesson's ``panels.precision``: ``view`` (convert, memory), ``params`` (a count
-        for the memory calculator, e.g. 1e9 or "7B"), ``dtype`` (inference precision)."""
+        """A lesson's ``panels.precision``: ``view`` (convert, memory, formats), ``params`` (a
+        count for the memory calculator, e.g. 1e9 or "7B"), ``dtype`` (inference precision),
+        ``value`` (the number in the formats view), ``compare`` (true: compare the precisions)."""
         calc = self.calculator
-        if settings.get("view") in ("convert", "memory"):
-            self.tabs.setCurrentIndex(("convert", "memory").index(settings["view"]))
+        if settings.get("view") in VIEWS:
+            self.tabs.setCurrentIndex(VIEWS.index(settings["view"]))
+        if "value" in settings:
+            self.formats.number.set_value(settings["value"])
+        if settings.get("compare"):
+            self.compare_precisions()
         if "params" in settings:
             self.tabs.setCurrentIndex(1)
             calc.set_params(settings["params"])
@@ -390,7 +470,25 @@ class PrecisionPanel(Panel):
 
     # --- selftest ----------------------------------------------------------------------------------
     def selftest_ready(self) -> bool:
-        return self.session.card is not None and self.calculator.estimate is not None
+        return (self.session.card is not None and self.calculator.estimate is not None
+                and self.formats.number.has_table and self.formats.weights.stats is not None)
+
+    def export_views(self, folder: Path) -> list[Path]:
+        """The tab on show as ``precision.png``, and the number formats tab as
+        ``precision-formats.png`` (drawn from the tab's own widget)."""
+        paths = super().export_views(folder)
+        path = Path(folder) / f"{self.panel_id}-formats.png"
+        shown = self.tabs.currentIndex()
+        self.tabs.setCurrentWidget(self.formats)      # laid out at the tab's size, then back
+        for _ in range(3):    # the scroll area settles its bars over a few layout passes
+            QCoreApplication.sendPostedEvents(None, QEvent.LayoutRequest)
+        try:
+            saved = self.formats.grab().save(str(path), "PNG")
+        finally:
+            self.tabs.setCurrentIndex(shown)
+        if not saved:
+            raise OSError(f"could not save {path.name}")
+        return paths + [path]
 
 
 def _signed(v: float) -> str:
