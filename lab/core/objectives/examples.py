@@ -85,15 +85,21 @@ class Labeller:
 
     def __init__(self, tok):
         self.tok = tok
-        self.byte_level = core_tokens.tokenizer_info(tok).family == core_tokens.FAMILY_BYTE_BPE
+        family = core_tokens.tokenizer_info(tok).family
+        self.byte_level = family == core_tokens.FAMILY_BYTE_BPE
+        self.metaspace = family == core_tokens.FAMILY_SENTENCEPIECE
         self.specials = set(getattr(tok, "all_special_ids", []) or [])
 
     def __call__(self, tid: Optional[int]) -> str:
         if tid is None:
             return ""
         piece = self.tok.convert_ids_to_tokens(int(tid))
-        if tid in self.specials or not self.byte_level:
-            return piece if piece else f"<id {tid}>"
+        if tid in self.specials or not piece:
+            return piece or f"<id {tid}>"
+        if self.metaspace:
+            return core_tokens.visible(piece.replace("▁", " "))
+        if not self.byte_level:
+            return piece
         text = self.tok.decode([int(tid)], skip_special_tokens=False, clean_up_tokenization_spaces=False)
         return core_tokens.visible(text) if text else (piece or f"<id {tid}>")
 

@@ -32,6 +32,9 @@ DESCRIPTIONS = {
     SEQ2SEQ_LOSS: "target loss: each output token scored from the input and the output before it",
 }
 
+UNSCORED = {CAUSAL_LOSS: "the first token has nothing before it to predict it from",
+            PLL: "special tokens are never masked", SEQ2SEQ_LOSS: ""}
+
 
 @dataclass(frozen=True)
 class TokenLoss:
@@ -84,6 +87,11 @@ class LossStrip:
     @property
     def description(self) -> str:
         return DESCRIPTIONS[self.objective]
+
+    @property
+    def unscored_reason(self) -> str:
+        """Why a token without a value has none."""
+        return UNSCORED[self.objective]
 
     def to_json(self) -> dict:
         return {"objective": self.objective, "description": self.description,
