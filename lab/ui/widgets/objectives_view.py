@@ -329,10 +329,11 @@ class ObjectivesView(QWidget):
         self.report = rep
         self.story.setText(KIND_STORY.get(rep.kind, "{m}").format(m=escape(rep.model)))
         strip = rep.loss
-        if rep.target:
+        if rep.target_source:
             how = "the model's own greedy output" if rep.target_source == "greedy" else "the target you typed"
+            shown = escape(rep.target) if rep.target else "no text, only " + escape(" ".join(t.text for t in strip.tokens))
             self.source.setText(f"Input: <b>{escape(rep.text)}</b> &nbsp;→&nbsp; scored output: "
-                                f"<b>{escape(rep.target)}</b> ({how})")
+                                f"<b>{shown}</b> ({how})")
         else:
             self.source.setText("")
         self.notes.setText("<br>".join(escape(n) for n in rep.notes))
