@@ -10,7 +10,7 @@ COURSE_TOPICS = [
     "tokenization", "embeddings and position", "self-attention",
     "encoder, decoder and encoder-decoder", "decoding strategies",
     "zero/one/few-shot prompting and the context window", "precision and memory",
-    "scaling laws and Chinchilla",
+    "scaling laws and Chinchilla", "pre-training objectives",
 ]
 
 
@@ -38,6 +38,8 @@ def test_shipped_lessons_follow_the_course_in_order():
     assert attention.selection["token"] == "with" and attention.raise_panel == "attention"
     assert any("4 GB" in l.explanation for l in shipped if l.topic == "precision and memory")
     assert any("20 tokens per parameter" in l.explanation for l in shipped if "Chinchilla" in l.topic)
+    objectives = next(l for l in shipped if l.topic == "pre-training objectives")
+    assert objectives.raise_panel == "objectives" and "span corruption" in objectives.explanation
 
 
 def test_shipped_lessons_are_usable_with_the_zoo(tiny_gpt2, tiny_t5, tmp_path, monkeypatch):

@@ -106,3 +106,11 @@ def test_lesson_settings(qtbot, session, panel):
         panel.apply_lesson({"seed": -1})
     panel.restore_defaults()
     assert panel.lesson_state() == {"seed": 0, "unit": "nats"}
+
+
+def test_probabilities_never_round_to_certainty_or_zero():
+    from lab.ui.widgets.objectives_view import probability
+
+    assert probability(0.9999992847) == "0.999999"
+    assert probability(6.39e-10) == "6.39e-10"
+    assert probability(0.235) == "0.235"

@@ -69,6 +69,13 @@ def surprisal_fill(nats: Optional[float]) -> QColor:
     return QColor.fromRgbF(1.0, 1.0 - 0.82 * t, 1.0 - 0.86 * t)
 
 
+def probability(p: float) -> str:
+    """A probability that never rounds a near-certainty to 1 or a tiny one to 0."""
+    if p < 1e-3:
+        return f"{p:.2e}"
+    return f"{p:.6f}" if p > 0.999 else f"{p:.3f}"
+
+
 def _short(s: str) -> str:
     return s if len(s) <= MAX_LABEL else s[: MAX_LABEL - 1] + "…"
 
@@ -392,9 +399,9 @@ class ObjectivesView(QWidget):
             return
         value = t.bits if unit == "bits" else t.nats
         rows = "".join(
-            f"<tr><td>{k + 1}.</td><td><b>{escape(s)}</b></td><td align='right'>&nbsp;{p:.3g}</td></tr>"
+            f"<tr><td>{k + 1}.</td><td><b>{escape(s)}</b></td><td align='right'>&nbsp;{probability(p)}</td></tr>"
             for k, (s, p) in enumerate(t.top))
         self.predictions.setText(
-            f"Token {index} <b>{escape(t.text)}</b>: p = {t.probability:.3g}, surprisal {value:.3f} {unit}, "
+            f"Token {index} <b>{escape(t.text)}</b>: p = {probability(t.probability)}, surprisal {value:.3f} {unit}, "
             f"rank {t.rank} among the model's predictions. Top predictions here:"
             f"<table cellspacing='0' cellpadding='2'>{rows}</table>")
