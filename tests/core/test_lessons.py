@@ -11,6 +11,7 @@ COURSE_TOPICS = [
     "encoder, decoder and encoder-decoder", "decoding strategies",
     "zero/one/few-shot prompting and the context window", "precision and memory",
     "scaling laws and Chinchilla", "number formats and quantization",
+    "pre-training objectives",
     "use cases, the generative AI project lifecycle, prompting versus fine-tuning",
     "domain adaptation, domain-specific pre-training, BloombergGPT",
 ]
@@ -42,6 +43,8 @@ def test_shipped_lessons_follow_the_course_in_order():
     assert any("20 tokens per parameter" in l.explanation for l in shipped if "Chinchilla" in l.topic)
     formats = next(l for l in shipped if l.topic == "number formats and quantization")
     assert "70,144" in formats.explanation and formats.panels["precision"]["view"] == "formats"
+    objectives = next(l for l in shipped if l.topic == "pre-training objectives")
+    assert objectives.raise_panel == "objectives" and "span corruption" in objectives.explanation
 
 
 def test_course_numbers_in_the_lessons_are_the_labs():
