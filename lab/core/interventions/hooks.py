@@ -224,15 +224,33 @@ def forward(lm: LoadedModel, prep: Prepared, plans: Sequence[Sequence[Edit]], *,
 
     n = len(plans)
     batch = {k: v.expand(n, *v.shape[1:]) for k, v in prep.inputs.items()}
+    extra = {}
+    last_only = not full and prep.readout == "logits" and _keeps_logits(lm) \
+        and prep.position == batch["input_ids"].shape[1] - 1
+    if last_only:       # the LM head on the read position only: a large part of a small model's work
+        extra["logits_to_keep"] = 1
     with torch.inference_mode(), device_errors(lm.device), installed(lm, plans, kind, cache):
         out = lm.model(**batch, return_dict=True, use_cache=False,
-                       output_hidden_states=prep.readout == "embedding")
+                       output_hidden_states=prep.readout == "embedding", **extra)
     if prep.readout == "embedding":
         h = out.hidden_states[-1]
         return torch.stack([h.float().mean(dim=1), h[:, 0].float()], dim=1)
     if full:
         return out.logits
-    return out.logits[:, prep.position].float().log_softmax(dim=-1)
+    return out.logits[:, -1 if last_only else prep.position].float().log_softmax(dim=-1)
+
+
+def _keeps_logits(lm: LoadedModel) -> bool:
+    """Whether the model's forward takes ``logits_to_keep`` (transformers' causal LMs)."""
+    if lm.kind != KIND_DECODER:
+        return False
+    import inspect
+
+    cached = lm.model.__dict__.get("_tvlab_logits_to_keep")
+    if cached is None:
+        cached = "logits_to_keep" in inspect.signature(lm.model.forward).parameters
+        lm.model.__dict__["_tvlab_logits_to_keep"] = cached
+    return cached
 
 
 def record(lm: LoadedModel, prep: Prepared, stack: str, site: str) -> dict:
