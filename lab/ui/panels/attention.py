@@ -302,7 +302,8 @@ class AttentionPanel(Panel):
     def apply_lesson(self, settings: dict) -> None:
         """Settings a lesson file can give this panel (``panels.attention`` in the lesson):
         ``view`` (model, head, lines, aggregates, lens), ``hide_first`` (bool),
-        ``aggregate`` (mean, max, rollout), ``lines_all`` (bool)."""
+        ``aggregate`` (mean, max, rollout), ``lines_all`` (bool), ``intervene`` (the Intervene tab's
+        fields, see InterventionPage.apply; ``run`` presses its button)."""
         if "hide_first" in settings:
             self.hide_first.setChecked(bool(settings["hide_first"]))
         if "lines_all" in settings:

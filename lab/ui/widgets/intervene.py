@@ -51,7 +51,7 @@ class DeltaHeatmap(Heatmap):
 
     def __init__(self, parent=None, *, value_name: str, row_name: str, col_name: str):
         super().__init__(parent, levels=(-1.0, 1.0), value_name=value_name, row_name=row_name, col_name=col_name)
-        cmap = pg.colormap.get("CET-D1")
+        cmap = pg.ColorMap([0.0, 0.5, 1.0], [(33, 102, 172), (255, 255, 255), (178, 24, 43)])
         self.lut = cmap.getLookupTable(nPts=256)
         self.image.setLookupTable(self.lut)
         self.colorbar.setColorMap(cmap)
