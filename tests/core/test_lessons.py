@@ -10,7 +10,7 @@ COURSE_TOPICS = [
     "tokenization", "embeddings and position", "self-attention",
     "encoder, decoder and encoder-decoder", "decoding strategies",
     "zero/one/few-shot prompting and the context window", "precision and memory",
-    "scaling laws and Chinchilla",
+    "scaling laws and Chinchilla", "interventions",
 ]
 
 
