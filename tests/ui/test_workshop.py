@@ -45,7 +45,7 @@ def test_menu_lists_lessons_and_disables_bad_ones_with_the_reason(window, monkey
         {"title": "Needs a big model", "explanation": "x", "try": ["a"], "model": "zoo:huge"}))
     window.lessons_menu.aboutToShow.emit()
     acts = {a.data(): a for a in lesson_actions(window)}
-    assert len([a for a in acts.values() if a.isEnabled()]) == 8
+    assert len([a for a in acts.values() if a.isEnabled()]) == 9
     assert not acts["broken"].isEnabled() and "field 'try' must be a list" in acts["broken"].toolTip()
     assert not acts["nomodel"].isEnabled() and "zoo:huge" in acts["nomodel"].toolTip()
     assert "unavailable" in acts["nomodel"].text()

@@ -327,7 +327,9 @@ class AttentionPanel(Panel):
                     "decoder_text": self.session.target if self.card.kind == "encoder-decoder" else None}
         self.intervene.started(op)
         labels = {"ablate": "ablating", "sweep": "sweeping every head", "patch": "patching activations"}
-        self.session.send("interventions", op, args, getattr(self.intervene, f"show_{'ablation' if op == 'ablate' else op}"),
+        shows = {"ablate": self.intervene.show_ablation, "sweep": self.intervene.show_sweep,
+                 "patch": self.intervene.show_patch}
+        self.session.send("interventions", op, args, shows[op],
                           lambda message, op=op: self.intervene.failed(op, message),
                           channel=f"interventions.{op}", label=labels[op])
 
