@@ -14,6 +14,7 @@ COURSE_TOPICS = [
     "pre-training objectives",
     "use cases, the generative AI project lifecycle, prompting versus fine-tuning",
     "domain adaptation, domain-specific pre-training, BloombergGPT",
+    "interventions",
 ]
 
 

@@ -2,11 +2,13 @@
 
 Views: Model (thumbnails of every layer x head), Head (one heatmap, row = query,
 column = key), Lines (two token columns, line opacity = weight), Aggregates (mean / max
-over heads, rollout, per-head entropy, grouped-query heads), Logit lens. The numbers come
+over heads, rollout, per-head entropy, grouped-query heads), Logit lens, Intervene (ablate
+heads or blocks, sweep every head, patch activations; its page is
+lab.ui.widgets.intervene, its work the InterventionController). The numbers come
 from ``lab.core.trace``; anything heavy or done with torch (a head kept on the GPU, rollout,
 thumbnails, entropies, the lens, which needs the model) runs on the worker through
 ``session.request``, so the window never freezes. The views themselves are in
-lab.ui.widgets.attention_views; this module (a little over 500 lines) wires five of them
+lab.ui.widgets.attention_views; this module (about 550 lines) wires six of them
 to the selection and to their worker requests.
 """
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-from PySide6.QtCore import QSize
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -36,10 +39,12 @@ from PySide6.QtWidgets import (
 from lab.core import trace as core_trace
 from lab.core.resources import resource
 from lab.core.trace import STACK_LABELS, display_tokens, hide_first_token
+from lab.ui.controllers.interventions import InterventionController
 from lab.ui.panels.base import Panel
 from lab.ui.widgets.attention_views import AggregatesPage, LensPage, LinesPage, ModelView
 from lab.ui.widgets.control_names import name_tabs
 from lab.ui.widgets.heatmap import Heatmap
+from lab.ui.widgets.intervene import InterventionPage
 from lab.ui.widgets.view_export import save_view
 
 # Above this many stored values, aggregates are computed on the worker (numpy is fine
@@ -74,7 +79,7 @@ class AttentionPanel(Panel):
     area = "right"
     order = 30
 
-    VIEWS = ("model", "head", "lines", "aggregates", "lens")
+    VIEWS = ("model", "head", "lines", "aggregates", "lens", "intervene")
 
     def __init__(self, session, parent=None):
         super().__init__(session, parent)
@@ -168,6 +173,13 @@ class AttentionPanel(Panel):
         self.tabs.addTab(self.lines_page, "Lines")
         self.tabs.addTab(self.agg_page, "Aggregates")
         self.tabs.addTab(self.lens_page, "Logit lens")
+        self.intervene = InterventionPage()
+        self.tabs.addTab(self.intervene, "Intervene")
+        session.register(InterventionController())
+        self.intervene.run.connect(self._intervene)
+        self.intervene.cancel.connect(lambda op: self.session.cancel(f"interventions.{op}"))
+        self.intervene.head_picked.connect(lambda stack, layer, head: self._select(stack=stack, layer=layer, head=head))
+        session.channel_progress.connect(self._intervene_progress)
         name_tabs(self.tabs)
         self.tabs.setCurrentIndex(1)
         self.tabs.currentChanged.connect(self._redraw)
@@ -188,6 +200,7 @@ class AttentionPanel(Panel):
     # --- session events -----------------------------------------------------------------------
     def on_model_changed(self, card) -> None:
         self.card = card
+        self.intervene.model_changed()
 
     def on_trace_changed(self, trace) -> None:
         self.trace = trace
@@ -206,6 +219,7 @@ class AttentionPanel(Panel):
         for s in trace.stacks:
             self.stack.addItem(STACK_LABELS.get(s, s), s)
         self._updating = False
+        self.intervene.set_stacks(list(trace.stacks), self.session.selection.stack)
         notes = list(trace.notes)
         self.note.setText(" ".join(notes))
         self.note.setToolTip("\n".join(notes))
@@ -268,6 +282,9 @@ class AttentionPanel(Panel):
         self._select(token=row + offset)
 
     def _tile_picked(self, layer: int, head: int) -> None:
+        if QGuiApplication.keyboardModifiers() & Qt.ShiftModifier:     # shift-click: a head to ablate
+            self.intervene.add_head(self.session.selection.stack, layer, head, extend=True)
+            return
         self._select(layer=layer, head=head)
         self.tabs.setCurrentWidget(self.head_view)
 
@@ -287,7 +304,8 @@ class AttentionPanel(Panel):
     def apply_lesson(self, settings: dict) -> None:
         """Settings a lesson file can give this panel (``panels.attention`` in the lesson):
         ``view`` (model, head, lines, aggregates, lens), ``hide_first`` (bool),
-        ``aggregate`` (mean, max, rollout), ``lines_all`` (bool)."""
+        ``aggregate`` (mean, max, rollout), ``lines_all`` (bool), ``intervene`` (the Intervene tab's
+        fields, see InterventionPage.apply; ``run`` presses its button)."""
         if "hide_first" in settings:
             self.hide_first.setChecked(bool(settings["hide_first"]))
         if "lines_all" in settings:
@@ -296,6 +314,30 @@ class AttentionPanel(Panel):
             self.agg_kind.setCurrentIndex(self.agg_kind.findData(settings["aggregate"]))
         if settings.get("view") in self.VIEWS:
             self.tabs.setCurrentIndex(self.VIEWS.index(settings["view"]))
+        if isinstance(settings.get("intervene"), dict):
+            op = self.intervene.apply(settings["intervene"])
+            if op is not None:
+                self.intervene.trigger(op)
+
+    # --- interventions (on the worker, through the InterventionController) -------------------------
+    def _intervene(self, op: str, args: dict) -> None:
+        if self.card is None:
+            self.intervene.failed(op, "Load a model first.")
+            return
+        if op != "patch":
+            args = {**args, "text": self.session.prompt,
+                    "decoder_text": self.session.target if self.card.kind == "encoder-decoder" else None}
+        self.intervene.started(op)
+        labels = {"ablate": "ablating", "sweep": "sweeping every head", "patch": "patching activations"}
+        shows = {"ablate": self.intervene.show_ablation, "sweep": self.intervene.show_sweep,
+                 "patch": self.intervene.show_patch}
+        self.session.send("interventions", op, args, shows[op],
+                          lambda message, op=op: self.intervene.failed(op, message),
+                          channel=f"interventions.{op}", label=labels[op])
+
+    def _intervene_progress(self, channel: str, fraction: float, stage: str) -> None:
+        if channel.startswith("interventions."):
+            self.intervene.progress(channel.split(".", 1)[1], fraction, stage)
 
     # --- drawing ------------------------------------------------------------------------------
     def _enable(self, on: bool) -> None:
