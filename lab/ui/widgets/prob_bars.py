@@ -228,6 +228,9 @@ class StepChart(pg.GraphicsLayoutWidget):
             ticks = [(i + 1, _short(t, 6)) for i, t in enumerate(tokens)]
             step = max(1, self._n // 16)
             axis.getAxis("bottom").setTicks([ticks[::step], []])
+            # The empty chart pinned 0..1; entropies run to several bits, so the range follows the data.
+            finite = [float(h) for h in entropy if np.isfinite(h)]
+            self.ent.setYRange(0, max([1.0] + finite), padding=0.08)
         self.ent.setXRange(0.5, max(self._n, 10) + 0.5, padding=0)
         if not self._n:
             what = "entropy and P(EOS) of each new token" if p_eos is not None else "entropy of each fill"
