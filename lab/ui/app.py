@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication
 from lab.core import models
 from lab.ui import settings as lab_settings
 from lab.ui import theme as lab_theme
+from lab.ui import wheel_guard
 from lab.ui.collector import collect_on_gui_thread
 
 # Harmless platform chatter that would otherwise clutter stderr (the CLI promises one line).
@@ -32,6 +33,7 @@ def application(argv: Optional[list[str]] = None) -> QApplication:
         app.setOrganizationName("TransformerVisualLab")
         app.setDesktopFileName("tvlab")
     collect_on_gui_thread(app)
+    wheel_guard.install(app)
     lab_theme.apply(app, str(lab_settings.settings().value("theme", "system")))
     return app
 
