@@ -1,8 +1,17 @@
 """The prompt box shared by every panel (and the target text of encoder-decoder models)."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QVBoxLayout
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+)
 
 from lab.ui import settings as lab_settings
 from lab.ui.panels.base import Panel
@@ -41,10 +50,12 @@ class PromptPanel(Panel):
         self.run_button = QPushButton("Analyse")
         self.run_button.setToolTip("Capture a trace of this prompt (Ctrl+Enter)")
         self.run_button.clicked.connect(self.submit)
+        # The hint line keeps its one line of space whether it shows a hint or not, so the
+        # views below never jump when one appears; a long hint is cut, whole in the tooltip.
         self.note = QLabel()
-        self.note.setWordWrap(True)
         self.note.setStyleSheet("color: #c77700;")
-        self.note.hide()
+        self.note.setFixedHeight(self.note.fontMetrics().lineSpacing() + 4)
+        self.note.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
         self.edit.submitted.connect(self.submit)
         self.edit.textChanged.connect(self._typed)
         self.target.textChanged.connect(session.set_target)
@@ -89,7 +100,7 @@ class PromptPanel(Panel):
         self.recent.setCurrentIndex(0)
 
     def _typed(self) -> None:
-        self.note.hide()
+        self.show_note("")
         self.session.set_prompt(self.edit.toPlainText())
 
     def _prompt_from_session(self, text: str) -> None:
@@ -119,9 +130,16 @@ class PromptPanel(Panel):
         self.session.set_prompt(text, immediate=True)
         self.session.capture()
 
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.FontChange:         # presenter fonts: the line grows with them
+            self.note.setFixedHeight(self.note.fontMetrics().lineSpacing() + 4)
+
     def show_note(self, text: str) -> None:
-        self.note.setText(text)
-        self.note.show()
+        """A hint under the prompt ("" clears it); the line's height never changes."""
+        width = max(self.note.width(), 200)
+        self.note.setText(self.note.fontMetrics().elidedText(text, Qt.ElideRight, width))
+        self.note.setToolTip(text)
 
     def on_model_changed(self, card) -> None:
         self._set_target_visible(card is not None and card.kind == "encoder-decoder")
