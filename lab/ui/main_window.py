@@ -36,6 +36,7 @@ from lab.ui.panels.base import Panel, panel_classes
 from lab.ui.panels.lessons import LessonsPanel
 from lab.ui.panels.model import ModelPanel
 from lab.ui.session import Session
+from lab.ui.shortcuts import ViewKeys
 from lab.ui.workshop import LessonRunner, LessonsMenu, large_fonts_on, set_large_fonts
 
 AREAS = {"left": Qt.LeftDockWidgetArea, "right": Qt.RightDockWidgetArea,
@@ -360,6 +361,7 @@ class MainWindow(QMainWindow):
             self, "Transformer Visual Lab",
             f"Transformer Visual Lab {lab.__version__}\nA desktop lab for looking inside transformer language models."))
         help_menu.addAction(about)
+        self.keys = ViewKeys(self, self.view_menu, help_menu, self.docks, self.panels)
 
     def set_theme(self, name: str) -> None:
         app = QApplication.instance()

@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Optional
 
 from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
@@ -88,6 +89,10 @@ class DecodingPanel(Panel):
         self.reset_btn.setToolTip("Start again from the prompt")
         self.speed = QSpinBox(minimum=0, maximum=2000, value=120, singleStep=50, suffix=" ms")
         self.speed.setToolTip("Pause between tokens while running (the animation)")
+        # Keys while the decoding view is shown: F10 step, F5 run / stop, Shift+F10 back.
+        for button, key in ((self.step_btn, "F10"), (self.run_btn, "F5"), (self.back_btn, "Shift+F10")):
+            button.setShortcut(QKeySequence(key))
+            button.setToolTip(f"{button.toolTip()} ({key})")
         self.step_btn.clicked.connect(self.step)
         self.run_btn.clicked.connect(self.toggle_run)
         self.back_btn.clicked.connect(self.back)
