@@ -388,3 +388,19 @@ def test_painted_views_have_accessible_names(make, qtbot):
     chosen = next(c for c in panel.snapshot.view.candidates if c.chosen)
     assert f"chosen {chosen.token!r}" in bars.accessibleDescription()
     assert panel.chart.accessibleName() and "Entropy in bits per step" in panel.chart.accessibleDescription()
+
+
+def test_run_at_the_end_says_why_it_does_nothing(make, qtbot):
+    session, panel = make("tiny_gpt2")
+    panel.controls.max_new.setValue(2)
+    settle(qtbot, session)
+    panel.reset()
+    settle(qtbot, session)
+    panel.toggle_run()
+    qtbot.waitUntil(lambda: panel.snapshot is not None and bool(panel.snapshot.stop) and not panel.running
+                    and not session.busy, timeout=30000)
+    stop = panel.snapshot.stop
+    panel.toggle_run()                                    # at the end: nothing to run, and it says so
+    assert not panel.running and not panel.note.isHidden()
+    assert "Reset" in panel.note.text() and ("max new tokens" in panel.note.text() if stop == "max"
+                                              else "end-of-sequence" in panel.note.text())

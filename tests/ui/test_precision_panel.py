@@ -56,7 +56,7 @@ def test_convert_shows_table_and_chart_then_refuses_a_full_folder(qtbot, session
     asked = []
     panel.confirm_replace = lambda text: asked.append(text) or False
     assert not panel.start_conversion()
-    assert asked and "already holds" in asked[0]
+    assert asked and "already holds" in asked[0] and "--force" not in asked[0]
     assert sorted(os.listdir(out)) == ["model-fp16.onnx", "model-fp32.onnx", "model-int8.onnx", "report.json"]
 
 

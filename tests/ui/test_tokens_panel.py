@@ -195,3 +195,14 @@ def test_every_view_exports_png_and_csv(qtbot, session, panel, tiny_gpt2, tiny_t
         assert len(lines) >= 2 and "," in lines[0], view
     assert not list(tmp_path.glob(".*"))            # no temporary files left behind
     assert (tmp_path / "tokens.csv").read_text(encoding="utf-8").count("\n") == panel.tz.count + 1
+
+
+def test_choosing_a_zoo_tokenizer_compares_at_once(qtbot, session, panel, tiny_gpt2, load_and_wait):
+    load_and_wait(qtbot, session, tiny_gpt2)
+    ready(qtbot, panel, session, "I sat on the river bank")
+    box = panel.compare_model
+    assert box.count() > 0
+    box.setCurrentIndex(0)
+    box.activated.emit(0)                                  # a pick in the list, no Compare click
+    qtbot.waitUntil(lambda: panel.comparison is not None, timeout=20000)
+    assert panel.comparison.b.count > 0

@@ -41,6 +41,12 @@ CHANNEL = DecodeController.name
 STOP_TEXT = {"eos": "stopped: end-of-sequence", "max": "stopped: max new tokens", "filled": "every mask is filled"}
 
 
+#: Why Run does nothing at the end of a decode (snapshot.stop), said in the note.
+STOPPED = {"max": "Run stops here: the decode has reached “max new tokens”.",
+           "eos": "Run stops here: the model chose end-of-sequence.",
+           "filled": "Every mask is filled."}
+
+
 class Phase(Enum):
     NO_MODEL = "no model"
     DEFAULTS = "reading a new model's defaults"   # its first decode starts when they are in the controls
@@ -369,7 +375,11 @@ class DecodingPanel(Panel):
             self.run()
 
     def run(self) -> None:
-        if self.phase is not Phase.IDLE or not self._has_decode() or self.snapshot.stop:
+        if self.phase is not Phase.IDLE or not self._has_decode():
+            return
+        if self.snapshot.stop:
+            self._show_note(STOPPED.get(self.snapshot.stop, "This decode has ended.")
+                            + " Press Back to go on from an earlier step, or Reset to start again.")
             return
         self.phase = Phase.RUNNING
         self.run_btn.setText("Stop")

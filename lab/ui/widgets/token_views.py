@@ -176,6 +176,7 @@ class CompareView(QWidget):
         self.model.setCurrentText("")
         self.model.lineEdit().setPlaceholderText("zoo:NAME or a model folder")
         self.model.lineEdit().returnPressed.connect(self.compare_requested)
+        self.model.activated.connect(lambda _i: self.compare_requested.emit())   # a pick compares at once
         self.button = QPushButton("Compare")
         self.button.clicked.connect(self.compare_requested)
         browse = QPushButton("Folder…")
