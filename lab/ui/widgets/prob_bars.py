@@ -239,7 +239,7 @@ class StepChart(pg.GraphicsLayoutWidget):
             axis.getAxis("bottom").setTicks([ticks[::step], []])
             # The empty chart pinned 0..1; entropies run to several bits, so the range follows the data.
             finite = [float(h) for h in entropy if np.isfinite(h)]
-            self.ent.setYRange(0, max([1.0] + finite), padding=0.08)
+            self.ent.setYRange(0, max([1.0] + finite) * 1.1, padding=0)
         self.ent.setXRange(0.5, max(self._n, 10) + 0.5, padding=0)
         if not self._n:
             what = "entropy and P(EOS) of each new token" if p_eos is not None else "entropy of each fill"
