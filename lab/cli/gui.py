@@ -11,6 +11,12 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    from lab.cli import fail
+    from lab.ui import qt_libraries
+
+    problem = qt_libraries.check()       # before Qt starts: its own message names the wrong library
+    if problem:
+        return fail(problem, code=1)
     from lab.ui.app import run as run_gui
 
     return run_gui(args.model, args.device, args.dtype, args.prompt)

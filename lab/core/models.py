@@ -368,6 +368,22 @@ def device_map_summary(device_map: dict[str, str]) -> dict[str, list[str]]:
     return out
 
 
+def _refused_pickle(err: BaseException) -> bool:
+    """torch.load(weights_only=True) met something other than tensors in a pickle."""
+    import pickle
+
+    return isinstance(err, pickle.UnpicklingError) or "weights only load failed" in str(err).lower()
+
+
+def unsafe_pickle_message(folder: Path, files: list[Path]) -> str:
+    """What the file is and what to do; never "load it unsafely"."""
+    names = ", ".join(f.name for f in files) or "its weights"
+    return (f"{folder.name}: {names} is a pickle checkpoint that asks to run code when it is loaded, "
+            "not only to read tensors, so the lab refused it. Convert it to safetensors on a machine "
+            "you trust (load it there and save with save_pretrained(..., safe_serialization=True)), "
+            "then open the converted folder.")
+
+
 def inspect_folder(folder: Path) -> tuple[dict, str, Any, list[Path], bool]:
     """Everything that can be checked before loading: config, head, weights."""
     cfg = read_config(folder)
@@ -449,6 +465,8 @@ def load(ref: str, device: str = "cpu", dtype: str = "fp32", job: Optional[Job] 
     except (torch.OutOfMemoryError, MemoryError):
         raise DeviceError("Out of memory while loading the weights; try fp16/bf16 or a smaller model.") from None
     except Exception as err:
+        if not safe and _refused_pickle(err):
+            raise ModelLoadError(unsafe_pickle_message(folder, files)) from None
         raise ModelLoadError(f"Could not load {folder.name}: {first_line(err)}") from None
     job.progress(0.8, f"loaded on {device}")
     model.eval()

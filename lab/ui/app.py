@@ -8,7 +8,7 @@ from PySide6.QtCore import QTimer, QtMsgType, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication
 
 from lab.core import models
-from lab.ui import diagnostics
+from lab.ui import diagnostics, wheel_guard
 from lab.ui import settings as lab_settings
 from lab.ui import theme as lab_theme
 from lab.ui.collector import collect_on_gui_thread
@@ -35,6 +35,7 @@ def application(argv: Optional[list[str]] = None) -> QApplication:
         app.setOrganizationName(diagnostics.ORGANIZATION)
         app.setDesktopFileName("tvlab")
     collect_on_gui_thread(app)
+    wheel_guard.install(app)
     lab_theme.apply(app, str(lab_settings.settings().value("theme", "system")))
     return app
 

@@ -35,6 +35,7 @@ from lab.ui.panels.base import Panel, panel_classes
 from lab.ui.panels.lessons import LessonsPanel
 from lab.ui.panels.model import ModelPanel
 from lab.ui.session import Session
+from lab.ui.shortcuts import ViewKeys
 from lab.ui.workshop import LessonRunner, LessonsMenu, large_fonts_on, set_large_fonts
 
 AREAS = {"left": Qt.LeftDockWidgetArea, "right": Qt.RightDockWidgetArea,
@@ -355,6 +356,7 @@ class MainWindow(QMainWindow):
 
         self.help_menu = mb.addMenu("&Help")
         fill_help_menu(self.help_menu, self, self.session)
+        self.keys = ViewKeys(self, self.view_menu, self.help_menu, self.docks, self.panels)
 
     def set_theme(self, name: str) -> None:
         app = QApplication.instance()

@@ -18,11 +18,39 @@ def settings() -> QSettings:
     return QSettings(QSettings.IniFormat, QSettings.UserScope, "TransformerVisualLab", "tvlab")
 
 
-def recent_prompts() -> list[str]:
-    value = settings().value("recent_prompts", [])
+MAX_MODEL_FOLDERS = 20
+
+
+def _strings(key: str) -> list[str]:
+    value = settings().value(key, [])
     if isinstance(value, str):
         value = [value]
     return [v for v in (value or []) if isinstance(v, str)]
+
+
+def recent_prompts() -> list[str]:
+    return _strings("recent_prompts")
+
+
+def model_folders() -> list[str]:
+    """Model folders that loaded once, newest first (the Model panel's "Folders")."""
+    return _strings("model_folders")
+
+
+def remember_model_folder(path: str) -> None:
+    items = [path] + [p for p in model_folders() if p != path]
+    settings().setValue("model_folders", items[:MAX_MODEL_FOLDERS])
+    settings().setValue("last_folder", str(Path(path).parent))
+
+
+def forget_model_folder(path: str) -> None:
+    settings().setValue("model_folders", [p for p in model_folders() if p != path])
+
+
+def last_folder() -> str:
+    """Where a folder dialog starts: the parent of the last folder opened, else home."""
+    value = settings().value("last_folder", "")
+    return value if isinstance(value, str) and value and os.path.isdir(value) else str(Path.home())
 
 
 def remember_prompt(text: str) -> None:

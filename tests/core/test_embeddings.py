@@ -165,3 +165,16 @@ def test_context_similarity_errors(gpt2):
         E.context_similarity(gpt2, "", "bank", "the bank")
     with pytest.raises(InputError):
         E.context_similarity(gpt2, "bank", "", "bank")
+
+
+def test_context_similarity_says_what_layer_zero_compares(gpt2, t5):
+    """GPT-2 adds a position row to the token row: identical words at different positions
+    start below 1, and the token rows alone compare at exactly 1."""
+    cs = E.context_similarity(gpt2, *E.BANK_PRESET)
+    assert cs.positions_a != cs.positions_b and cs.position_added
+    assert cs.cosine[0] < 0.9999 and cs.token_cosine == pytest.approx(1.0, abs=1e-6)
+    assert "position" in cs.layer0 and "wpe" in cs.layer0
+    assert cs.csv_text().splitlines()[1].endswith(f"{cs.token_cosine:.6f}")
+    cs = E.context_similarity(t5, *E.BANK_PRESET)          # relative positions: nothing is added
+    assert not cs.position_added and "adds no position" in cs.layer0
+    assert cs.token_cosine == pytest.approx(float(cs.cosine[0]), abs=1e-5)

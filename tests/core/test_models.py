@@ -260,3 +260,29 @@ def test_a_hub_id_resolves_to_refs_main_without_scanning_the_cache(tiny_gpt2, tm
     assert models.resolve("someone/tiny-gpt2") == (main, "cache")
     with pytest.raises(ModelLoadError, match="neither a folder nor a model in the local Hugging Face cache"):
         models.resolve("someone/not-cached")
+
+
+def test_a_pickle_that_would_run_code_is_refused_with_what_to_do(tiny_gpt2, tmp_path):
+    import torch
+
+    folder = _copy(tiny_gpt2, tmp_path / "m")
+    (folder / "model.safetensors").unlink()
+    marker = tmp_path / "ran"
+    torch.save({"x": _RunsCode(str(marker))}, folder / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError) as err:
+        models.load(str(folder))
+    text = str(err.value)
+    assert not marker.exists()
+    assert "weights_only" not in text and "False" not in text
+    assert "pickle checkpoint" in text and "pytorch_model.bin" in text and "safetensors" in text
+    assert text.endswith("then open the converted folder.")
+
+
+class _RunsCode:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.path}",))

@@ -205,3 +205,61 @@ def test_lesson_settings_choose_view_and_options(qtbot, tiny_gpt2):
     assert panel.agg_view.matrix.shape == (raw.shape[0] - 1, raw.shape[1] - 1)
     assert panel.banner.isVisible()
     session.shutdown()
+
+
+def test_example_sentences_picked_in_a_row_always_draw_their_own_trace(qtbot, tiny_gpt2):
+    """The key word of the next example can sit at the index already selected: the focus
+    step then changes nothing, and the heatmap must still be drawn from the new trace."""
+    from lab.core.trace import display_tokens
+
+    session, panel = _open(qtbot, tiny_gpt2, prompt=None)
+    examples = attention_examples()
+
+    def pick(i):
+        panel.example.activated.emit(i + 1)
+        qtbot.waitUntil(lambda: session.trace is not None and session.trace.text == examples[i].text
+                        and not session.busy and panel.selftest_ready(), timeout=60000)
+        qtbot.wait(20)
+
+    def shown_matches(i):
+        tr = session.trace
+        return tr.text == examples[i].text and panel.head_view.row_labels == display_tokens(tr, "self")
+
+    river, money = 1, 2
+    pick(money)
+    where = session.selection.token                      # "bank" in the money sentence
+    pick(river)
+    session.select(token=where)                           # the selection already sits there
+    pick(money)
+    assert shown_matches(money)
+    for i in (3, 0, 4, 3, 5):                             # several in a row, without waiting
+        panel.example.activated.emit(i + 1)
+    qtbot.waitUntil(lambda: session.trace is not None and session.trace.text == examples[5].text
+                    and not session.busy, timeout=60000)
+    qtbot.wait(50)
+    assert shown_matches(5)
+    first = panel.head_view.row_labels[session.selection.token]       # "question", or its first piece
+    assert first and "question".startswith(first)
+    session.shutdown()
+
+
+def test_a_key_word_cut_into_pieces_selects_its_first_piece(qtbot, tiny_gpt2):
+    from lab.core.trace import word_token
+
+    session, panel = _open(qtbot, tiny_gpt2, prompt=None)
+    examples = attention_examples()
+    i = next(i for i, ex in enumerate(examples) if ex.word == "question")
+    panel.show_example(i)
+    qtbot.waitUntil(lambda: session.trace is not None and session.trace.text == examples[i].text
+                    and not session.busy, timeout=60000)
+    qtbot.wait(20)
+    tr = session.trace
+    s = tr.text.index("question")
+    pieces = [j for j, (a, b) in enumerate(tr.offsets) if a < s + len("question") and b > s]
+    assert len(pieces) > 1                                # this tokenizer cuts "question"
+    assert session.selection.token == pieces[0] == word_token(tr, "self", "question")
+    assert "question".startswith(panel.head_view.row_labels[pieces[0]])
+    session.select(token=0)
+    panel.show_example(i)                                 # the same sentence again: no new trace
+    assert session.selection.token == pieces[0]
+    session.shutdown()

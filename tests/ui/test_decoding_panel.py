@@ -357,3 +357,50 @@ def test_the_controller_returns_frozen_snapshots_and_forgets_a_replaced_model(ti
     ctl.model_replaced()
     with pytest.raises(InputError, match="Press Reset"):
         ctl.step(lm, Job(), settings=s, order="left-to-right")
+
+
+def test_keys_step_run_and_back(make, qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    session, panel = make("tiny_gpt2")
+    panel.activateWindow()
+    qtbot.waitActive(panel)
+    assert "(F10)" in panel.step_btn.toolTip() and "(F5)" in panel.run_btn.toolTip()
+    def steps():
+        return len(panel.snapshot.timeline) if panel.snapshot is not None else 0
+
+    for n in (1, 2):
+        QTest.keyClick(panel, Qt.Key_F10)                 # Step (a shortcut animates the click)
+        qtbot.waitUntil(lambda n=n: steps() == n and not session.busy, timeout=30000)
+    QTest.keyClick(panel, Qt.Key_F10, Qt.ShiftModifier)   # Back
+    qtbot.waitUntil(lambda: steps() == 1 and not session.busy, timeout=30000)
+    QTest.keyClick(panel, Qt.Key_F5)                      # Run to max new tokens
+    qtbot.waitUntil(lambda: steps() > 1 and not session.busy, timeout=30000)
+
+
+def test_painted_views_have_accessible_names(make, qtbot):
+    session, panel = make("tiny_gpt2")
+    panel.step_btn.click()
+    settle(qtbot, session)
+    bars = panel.bars
+    assert bars.accessibleName() == "Candidate probabilities"
+    chosen = next(c for c in panel.snapshot.view.candidates if c.chosen)
+    assert f"chosen {chosen.token!r}" in bars.accessibleDescription()
+    assert panel.chart.accessibleName() and "Entropy in bits per step" in panel.chart.accessibleDescription()
+
+
+def test_run_at_the_end_says_why_it_does_nothing(make, qtbot):
+    session, panel = make("tiny_gpt2")
+    panel.controls.max_new.setValue(2)
+    settle(qtbot, session)
+    panel.reset()
+    settle(qtbot, session)
+    panel.toggle_run()
+    qtbot.waitUntil(lambda: panel.snapshot is not None and bool(panel.snapshot.stop) and not panel.running
+                    and not session.busy, timeout=30000)
+    stop = panel.snapshot.stop
+    panel.toggle_run()                                    # at the end: nothing to run, and it says so
+    assert not panel.running and not panel.note.isHidden()
+    assert "Reset" in panel.note.text() and ("max new tokens" in panel.note.text() if stop == "max"
+                                              else "end-of-sequence" in panel.note.text())

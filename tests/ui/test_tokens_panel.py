@@ -165,6 +165,13 @@ def test_bank_preset_plots_one_cosine_per_layer(qtbot, session, panel, tiny_gpt2
     lm = loaded("gpt2")
     want = E.context_similarity(lm, *E.BANK_PRESET)
     np.testing.assert_allclose(panel.ctx_view.values, want.cosine, rtol=1e-5)
+    # the axis starts at 0, and the caption says what layer 0 compares (token + its position)
+    assert panel.ctx_view.viewRange()[1][0] == pytest.approx(0.0)
+    assert "position" in panel.ctx_note.text() and want.layer0.split(" (")[0] in panel.ctx_note.text()
+    panel.context_view.token_only.setChecked(True)       # the token rows alone: the same word is 1.0
+    assert panel.ctx_view.values[0] == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(panel.ctx_view.values[1:], want.cosine[1:], rtol=1e-5)
+    assert "token embedding rows alone" in panel.ctx_note.text()
     panel.ctx_word_b.setText("money")
     panel.run_context()
     qtbot.waitUntil(lambda: "does not occur" in panel.ctx_note.text(), timeout=10000)
@@ -188,3 +195,14 @@ def test_every_view_exports_png_and_csv(qtbot, session, panel, tiny_gpt2, tiny_t
         assert len(lines) >= 2 and "," in lines[0], view
     assert not list(tmp_path.glob(".*"))            # no temporary files left behind
     assert (tmp_path / "tokens.csv").read_text(encoding="utf-8").count("\n") == panel.tz.count + 1
+
+
+def test_choosing_a_zoo_tokenizer_compares_at_once(qtbot, session, panel, tiny_gpt2, load_and_wait):
+    load_and_wait(qtbot, session, tiny_gpt2)
+    ready(qtbot, panel, session, "I sat on the river bank")
+    box = panel.compare_model
+    assert box.count() > 0
+    box.setCurrentIndex(0)
+    box.activated.emit(0)                                  # a pick in the list, no Compare click
+    qtbot.waitUntil(lambda: panel.comparison is not None, timeout=20000)
+    assert panel.comparison.b.count > 0

@@ -29,13 +29,18 @@ class ContextSimilarity:
     positions_a: list[int]
     positions_b: list[int]
     note: str = ""
+    token_cosine: float = float("nan")   # the same comparison on the token embedding rows alone
+    layer0: str = ""                     # what the "embeddings" point compares, in words
+    position_added: bool = False         # the embeddings point holds a position's row too
 
     def csv_text(self) -> str:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["layer", "cosine", "sentence_a", "sentence_b"])
+        w.writerow(["layer", "cosine", "sentence_a", "sentence_b", "token_embedding_only_cosine"])
         for i, (lab, c) in enumerate(zip(self.layers, self.cosine)):
-            w.writerow([lab, f"{c:.6f}", self.text_a if i == 0 else "", self.text_b if i == 0 else ""])
+            first = i == 0
+            w.writerow([lab, f"{c:.6f}", self.text_a if first else "", self.text_b if first else "",
+                        f"{self.token_cosine:.6f}" if first else ""])
         return buf.getvalue()
 
 
@@ -89,8 +94,14 @@ def context_similarity(lm, text_a: str, word_a: str, text_b: str, word_b: Option
                        job: Optional[Job] = None) -> ContextSimilarity:
     """Cosine similarity of a word's hidden state in two sentences, at every layer.
 
-    A word cut into several tokens is represented by the mean of its tokens' states.
+    A word cut into several tokens is represented by the mean of its tokens' states. The
+    "embeddings" point is what the first layer reads: in models with a position table that is
+    the token's row plus its position's row, so identical words at different positions start
+    below 1; ``token_cosine`` compares the token rows alone.
     """
+    from lab.core.embeddings.matrices import rows
+    from lab.core.embeddings.positions import learned_position_table
+
     job = Job.ensure(job)
     word_b = word_b or word_a
     job.progress(0.05, "sentence A")
@@ -101,7 +112,15 @@ def context_similarity(lm, text_a: str, word_a: str, text_b: str, word_b: Option
     pb = word_tokens(tz_b, word_b)
     va = h_a[:, pa, :].mean(axis=1)
     vb = h_b[:, pb, :].mean(axis=1)
-    cos = (va * vb).sum(axis=1) / np.maximum(np.linalg.norm(va, axis=1) * np.linalg.norm(vb, axis=1), 1e-12)
+    cos = _cosine(va, vb)
+    ta = rows(lm, [tz_a.ids[i] for i in pa]).vectors.mean(axis=0, keepdims=True)
+    tb = rows(lm, [tz_b.ids[i] for i in pb]).vectors.mean(axis=0, keepdims=True)
+    table = learned_position_table(lm.model)
+    where = f"position {_positions(pa)} in A, {_positions(pb)} in B"
+    if table is not None:
+        layer0 = f"the token embedding plus its position's row of the table {table} ({where})"
+    else:
+        layer0 = f"the token embedding alone (this model adds no position to it; {where})"
     layers = ["embeddings"] + [f"layer {i}" for i in range(1, h_a.shape[0])]
     note = ""
     if len(pa) > 1 or len(pb) > 1:
@@ -110,4 +129,14 @@ def context_similarity(lm, text_a: str, word_a: str, text_b: str, word_b: Option
     return ContextSimilarity(layers=layers, cosine=cos.astype(np.float32), text_a=text_a, text_b=text_b,
                              word_a=word_a, word_b=word_b,
                              tokens_a=[tz_a.label(i, True) for i in pa], tokens_b=[tz_b.label(i, True) for i in pb],
-                             positions_a=pa, positions_b=pb, note=note)
+                             positions_a=pa, positions_b=pb, note=note,
+                             token_cosine=float(_cosine(ta, tb)[0]), layer0=layer0, position_added=table is not None)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine of two [n, dim] arrays."""
+    return (a * b).sum(axis=1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+
+
+def _positions(ps: list[int]) -> str:
+    return str(ps[0]) if len(ps) == 1 else f"{ps[0]}-{ps[-1]}"

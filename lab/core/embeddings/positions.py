@@ -78,6 +78,12 @@ def _learned_table(model):
     return best
 
 
+def learned_position_table(model) -> Optional[str]:
+    """The module name of the position table added to the token embeddings, or None."""
+    found = _learned_table(model)
+    return None if found is None else found[0]
+
+
 def _rope_inv_freq(lm) -> tuple[Optional[np.ndarray], str]:
     for name, buf in lm.model.named_buffers():
         if name.endswith("inv_freq") and "original" not in name:

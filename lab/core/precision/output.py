@@ -105,6 +105,15 @@ def parse_precisions(spec) -> tuple[str, ...]:
     return tuple(p for p in PRECISIONS if p in names)
 
 
+class FolderNotEmpty(InputError):
+    """The output folder holds files: ``holds`` says so without the CLI's flag (a dialog asks)."""
+
+    def __init__(self, out: Path, entries: list[str]):
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        self.holds = f"{out} already holds {len(entries)} file{'s' if len(entries) != 1 else ''} ({shown})."
+        super().__init__(self.holds[:-1] + "; choose an empty folder, or replace them with force (--force).")
+
+
 def check_output_folder(out, force: bool = False) -> Path:
     """Refuse a folder that is a file, holds files (unless force) or cannot be created."""
     out = Path(out).expanduser()
@@ -116,10 +125,7 @@ def check_output_folder(out, force: bool = False) -> Path:
         except OSError as err:
             raise InputError(f"Cannot read the folder {out}: {err.strerror or err}.") from None
         if entries and not force:
-            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-            raise InputError(
-                f"{out} already holds {len(entries)} file{'s' if len(entries) != 1 else ''} ({shown}); "
-                "choose an empty folder, or replace them with force (--force).")
+            raise FolderNotEmpty(out, entries)
     parent = out.parent
     for p in [parent, *parent.parents]:
         if p.exists():

@@ -30,11 +30,11 @@ from lab.core.trace.arrays import (
 from lab.core.trace.forward import capture, context_limit, eager_attention, encode
 from lab.core.trace.lens import LensLayer, LensResult, lens_parts, logit_lens
 from lab.core.trace.npz import npz_arrays, save_npz
-from lab.core.trace.record import STACK_LABELS, Trace, display_token, display_tokens
+from lab.core.trace.record import STACK_LABELS, Trace, display_token, display_tokens, word_token
 
 __all__ = ["Trace", "DeviceArray", "CausalArray", "capture", "encode", "context_limit", "eager_attention",
            "logit_lens", "lens_parts", "LensResult", "LensLayer",
            "mean_over_heads", "max_over_heads", "rollout", "head_entropy", "thumbnails", "THUMB_SIZE",
            "hide_first_token", "kv_groups", "attention_bytes", "FLOAT16_ABOVE_BYTES", "PACK_CAUSAL_ABOVE_BYTES",
-           "STACK_LABELS", "display_token", "display_tokens", "npz_arrays", "save_npz",
+           "STACK_LABELS", "display_token", "display_tokens", "word_token", "npz_arrays", "save_npz",
            "KIND_DECODER", "KIND_ENCODER", "KIND_SEQ2SEQ"]

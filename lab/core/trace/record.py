@@ -169,3 +169,21 @@ def display_tokens(tr: Trace, stack: str, axis: str = "query") -> list[str]:
         return [display_token(p, tr.text, tuple(o) if not sp else None)
                 for p, o, sp in zip(tr.tokens, tr.offsets, tr.special)]
     return [display_token(p) for p in toks]
+
+
+def word_token(tr: Trace, stack: str, word: str) -> Optional[int]:
+    """The query token to look from for ``word``: its first piece when the tokenizer cut it
+    into several ("bank" -> "b", "ank"), by character span; None when it is not there."""
+    if tr.query_tokens(stack) is not tr.tokens:          # target pieces have no span in the text
+        labels = [t.lower() for t in display_tokens(tr, stack, "query")]
+        return labels.index(word.lower()) if word.lower() in labels else None
+    from lab.core.embeddings.context import word_span
+
+    try:
+        s, e = word_span(tr.text, word)
+    except InputError:
+        return None
+    for i, ((a, b), special) in enumerate(zip(tr.offsets, tr.special)):
+        if not special and a < e and b > s:
+            return i
+    return None

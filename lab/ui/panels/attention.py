@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 
 from lab.core import trace as core_trace
 from lab.core.resources import resource
-from lab.core.trace import STACK_LABELS, display_tokens, hide_first_token
+from lab.core.trace import STACK_LABELS, display_tokens, hide_first_token, word_token
 from lab.ui.controllers.interventions import InterventionController
 from lab.ui.panels.base import Panel
 from lab.ui.widgets.attention_views import AggregatesPage, LensPage, LinesPage, ModelView
@@ -231,9 +231,11 @@ class AttentionPanel(Panel):
             return
         if self._pending_focus is not None and self._pending_focus[0] == tr.text:
             word, self._pending_focus = self._pending_focus[1], None
-            labels = [t.lower() for t in display_tokens(tr, sel.stack, "query")]
-            if word.lower() in labels:
-                self.session.select(token=labels.index(word.lower()))
+            token = word_token(tr, sel.stack, word)
+            # Return only when the selection changes (it comes back here and draws); when the
+            # word sits where the selection already is, select() is silent and this call draws.
+            if token is not None and token != sel.token:
+                self.session.select(token=token)
                 return
         self._updating = True
         self.stack.setCurrentIndex(max(0, tr.stacks.index(sel.stack)))
@@ -299,6 +301,8 @@ class AttentionPanel(Panel):
         self._pending_focus = (ex.text, ex.word)
         self.tabs.setCurrentWidget(self.head_view)
         self.session.set_prompt(ex.text, immediate=True)
+        if self.trace is not None and self.trace is self.session.trace and self.trace.text == ex.text:
+            self.on_selection_changed(self.session.selection)    # the same sentence again: no new trace
         self.session.notice.emit(ex.hint)
 
     def apply_lesson(self, settings: dict) -> None:

@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Optional
 
 from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
@@ -39,6 +40,12 @@ from lab.ui.widgets.waterfall_view import WaterfallView
 
 CHANNEL = DecodeController.name
 STOP_TEXT = {"eos": "stopped: end-of-sequence", "max": "stopped: max new tokens", "filled": "every mask is filled"}
+
+
+#: Why Run does nothing at the end of a decode (snapshot.stop), said in the note.
+STOPPED = {"max": "Run stops here: the decode has reached “max new tokens”.",
+           "eos": "Run stops here: the model chose end-of-sequence.",
+           "filled": "Every mask is filled."}
 
 
 class Phase(Enum):
@@ -90,6 +97,10 @@ class DecodingPanel(Panel):
         name_buttons(self.step_btn, self.run_btn, self.back_btn, self.reset_btn)
         self.speed = QSpinBox(minimum=0, maximum=2000, value=120, singleStep=50, suffix=" ms")
         self.speed.setToolTip("Pause between tokens while running (the animation)")
+        # Keys while the decoding view is shown: F10 step, F5 run / stop, Shift+F10 back.
+        for button, key in ((self.step_btn, "F10"), (self.run_btn, "F5"), (self.back_btn, "Shift+F10")):
+            button.setShortcut(QKeySequence(key))
+            button.setToolTip(f"{button.toolTip()} ({key})")
         self.step_btn.clicked.connect(self.step)
         self.run_btn.clicked.connect(self.toggle_run)
         self.back_btn.clicked.connect(self.back)
@@ -367,7 +378,11 @@ class DecodingPanel(Panel):
             self.run()
 
     def run(self) -> None:
-        if self.phase is not Phase.IDLE or not self._has_decode() or self.snapshot.stop:
+        if self.phase is not Phase.IDLE or not self._has_decode():
+            return
+        if self.snapshot.stop:
+            self._show_note(STOPPED.get(self.snapshot.stop, "This decode has ended.")
+                            + " Press Back to go on from an earlier step, or Reset to start again.")
             return
         self.phase = Phase.RUNNING
         self.run_btn.setText("Stop")

@@ -5,7 +5,9 @@ requests: the panel starts with the CPU and "scanning…" and fills in when they
 """
 from __future__ import annotations
 
+import os
 from html import escape
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -24,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from lab.core import models
 from lab.core.units import format_bytes, format_count
+from lab.ui import settings as lab_settings
 from lab.ui.panels.base import Panel
 
 
@@ -49,6 +52,7 @@ class ModelPanel(Panel):
         self.device.addItem(models.device_label("cpu"), "cpu")
         self._wanted_device: str | None = None   # asked for before the devices were known
         self._cached: list = []             # models.CachedModel of the last cache scan
+        self._trying: str | None = None     # a folder being loaded for the first time
         self.max_memory = QLineEdit()
         self.max_memory.setPlaceholderText("per-device cap, e.g. 0=20GiB,1=20GiB,cpu=64GiB")
         self.max_memory.setToolTip("Only for 'split across GPUs': the most each device may hold.")
@@ -118,6 +122,9 @@ class ModelPanel(Panel):
         self.cache = QTreeWidgetItem(["Hugging Face cache", ""])
         self._fill_cache(None)
         self.folders = QTreeWidgetItem(["Folders", ""])
+        for path in lab_settings.model_folders():       # remembered across launches
+            if os.path.isdir(path):
+                self.add_folder(path)
         for it in (zoo, self.cache, self.folders):
             self.tree.addTopLevelItem(it)
             it.setExpanded(True)
@@ -148,12 +155,38 @@ class ModelPanel(Panel):
                 return self.folders.child(i)
         item = QTreeWidgetItem([path, ""])
         item.setData(0, Qt.UserRole, path)
+        item.setToolTip(0, path)
         self.folders.addChild(item)
         self.folders.setExpanded(True)
+        self._name_folders()
         return item
 
+    def _name_folders(self) -> None:
+        """Each folder by its last path parts, as many as it takes to tell them apart."""
+        items = [self.folders.child(i) for i in range(self.folders.childCount())]
+        parts = [Path(it.data(0, Qt.UserRole)).parts for it in items]
+        depth = [1] * len(items)
+        while True:
+            names = [os.path.join(*p[-d:]) if p else "" for p, d in zip(parts, depth)]
+            clash = [i for i, n in enumerate(names) if names.count(n) > 1 and depth[i] < len(parts[i])]
+            if not clash:
+                break
+            for i in clash:
+                depth[i] += 1
+        for it, name in zip(items, names):
+            it.setText(0, name)
+
+    def _drop_folder(self, path: str) -> None:
+        lab_settings.forget_model_folder(path)
+        for i in range(self.folders.childCount()):
+            if self.folders.child(i).data(0, Qt.UserRole) == path:
+                self.folders.takeChild(i)
+                break
+        self._name_folders()
+
     def choose_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Choose a model folder (with config.json)")
+        path = QFileDialog.getExistingDirectory(self, "Choose a model folder (with config.json)",
+                                                lab_settings.last_folder())
         if path:
             self.load_ref(path)
 
@@ -169,6 +202,7 @@ class ModelPanel(Panel):
     def load_ref(self, ref: str, device: str | None = None, dtype: str | None = None) -> None:
         if not ref.startswith("zoo:") and "/" in ref and not any(c.repo_id == ref for c in self._cached):
             self.tree.setCurrentItem(self.add_folder(ref))
+            self._trying = ref                # dropped from the list if it fails to load
         if device:
             i = self.device.findData(device)
             if i >= 0:
@@ -212,6 +246,9 @@ class ModelPanel(Panel):
 
     def _show_error(self, message: str) -> None:
         self.load_button.setEnabled(True)
+        if self._trying is not None:          # a new folder that did not load leaves the list
+            self._drop_folder(self._trying)
+            self._trying = None
         self.error.setText(message)
         self.error.show()
         if self.session.card is None:
@@ -223,6 +260,23 @@ class ModelPanel(Panel):
             self.card_view.setHtml("<p>No model loaded.</p>")
             return
         self.card_view.setHtml(card_html(card))
+        if card.source != "zoo" and os.path.isdir(card.ref):
+            lab_settings.remember_model_folder(card.ref)
+            self.add_folder(card.ref)
+        if self._trying == card.ref:
+            self._trying = None
+        self._select_current(card.ref)
+
+    def _select_current(self, ref: str) -> None:
+        """The list's selection follows the loaded model."""
+        for top in range(self.tree.topLevelItemCount()):
+            group = self.tree.topLevelItem(top)
+            for i in range(group.childCount()):
+                if group.child(i).data(0, Qt.UserRole) == ref:
+                    self.tree.setCurrentItem(group.child(i))
+                    return
+        self.tree.clearSelection()
+        self.tree.setCurrentItem(None)
 
     def selftest_ready(self) -> bool:
         return self.session.card is not None

@@ -39,6 +39,7 @@ from lab.core import precision
 from lab.core.devices import device_memory
 from lab.core.errors import LabError
 from lab.core.units import format_bytes, number_or_none
+from lab.ui import settings as lab_settings
 from lab.ui.controllers.conversion import ConversionController, default_folder
 from lab.ui.controllers.formats import FormatsController
 from lab.ui.panels.base import Panel
@@ -327,7 +328,7 @@ class PrecisionPanel(Panel):
             self.convert_button.setToolTip("Export and measure the chosen precisions")
 
     def _browse(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Choose an empty output folder")
+        path = QFileDialog.getExistingDirectory(self, "Choose an empty output folder", lab_settings.last_folder())
         if path:
             self.folder.setText(path)
 
@@ -343,13 +344,13 @@ class PrecisionPanel(Panel):
         force = False
         try:
             precision.check_output_folder(out, force=False)
-        except LabError as err:
-            if "already holds" not in str(err):
-                self._show_message(str(err), error=True)
-                return False
-            if not self.confirm_replace(str(err)):
+        except precision.FolderNotEmpty as err:
+            if not self.confirm_replace(err.holds):        # the dialog is the GUI's --force
                 return False
             force = True
+        except LabError as err:
+            self._show_message(str(err), error=True)
+            return False
         self.message.hide()
         self.progress_bar.setValue(0)
         self.stage.setText("Starting…")

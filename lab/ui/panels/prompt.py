@@ -1,8 +1,17 @@
 """The prompt box shared by every panel (and the target text of encoder-decoder models)."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QVBoxLayout
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+)
 
 from lab.ui import settings as lab_settings
 from lab.ui.panels.base import Panel
@@ -42,10 +51,12 @@ class PromptPanel(Panel):
         self.run_button = QPushButton("Analyse")
         self.run_button.setToolTip("Capture a trace of this prompt (Ctrl+Enter)")
         self.run_button.clicked.connect(self.submit)
+        # The hint line keeps its one line of space whether it shows a hint or not, so the
+        # views below never jump when one appears; a long hint is cut, whole in the tooltip.
         self.note = QLabel()
-        self.note.setWordWrap(True)
         self.note.setStyleSheet("color: #c77700;")
-        self.note.hide()
+        self.note.setFixedHeight(self.note.fontMetrics().lineSpacing() + 4)
+        self.note.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
         self.edit.submitted.connect(self.submit)
         self.edit.textChanged.connect(self._typed)
         self.target.textChanged.connect(session.set_target)
@@ -93,7 +104,7 @@ class PromptPanel(Panel):
 
     def _typed(self) -> None:
         if not self._target_note:
-            self.note.hide()
+            self.show_note("")
         if self.session.target:
             # A forced target belongs to the input it was typed for: a new input gets the
             # model's own output, or a lesson's "1987-03-03" would look right for any input.
@@ -115,8 +126,7 @@ class PromptPanel(Panel):
 
     def _target_typed(self, text: str) -> None:
         if text and self._target_note:
-            self._target_note = False
-            self.note.hide()
+            self.show_note("")
 
     def take_focus(self) -> None:
         self.edit.setFocus()
@@ -135,10 +145,17 @@ class PromptPanel(Panel):
         self.session.set_prompt(text, immediate=True)
         self.session.capture()
 
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.FontChange:         # presenter fonts: the line grows with them
+            self.note.setFixedHeight(self.note.fontMetrics().lineSpacing() + 4)
+
     def show_note(self, text: str) -> None:
+        """A hint under the prompt ("" clears it); the line's height never changes."""
         self._target_note = False
-        self.note.setText(text)
-        self.note.show()
+        width = max(self.note.width(), 200)
+        self.note.setText(self.note.fontMetrics().elidedText(text, Qt.ElideRight, width))
+        self.note.setToolTip(text)
 
     def on_model_changed(self, card) -> None:
         self._set_target_visible(card is not None and card.kind == "encoder-decoder")

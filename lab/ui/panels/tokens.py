@@ -18,6 +18,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
 from lab.core import atomic
+from lab.ui import settings as lab_settings
 from lab.ui.panels.base import Panel
 from lab.ui.widgets.control_names import name_tabs
 from lab.ui.widgets.token_plots import MatrixView, ScatterView
@@ -312,7 +313,8 @@ class TokensPanel(Panel):
             self.run_compare(str(settings["compare"]))
 
     def _browse_compare(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Choose a model folder (with its tokenizer)")
+        path = QFileDialog.getExistingDirectory(self, "Choose a model folder (with its tokenizer)",
+                                                lab_settings.last_folder())
         if path:
             self.compare_model.setCurrentText(path)
             self.run_compare()

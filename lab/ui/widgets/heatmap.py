@@ -100,6 +100,8 @@ class Heatmap(QWidget):
         super().__init__(parent)
         self.levels = tuple(levels)
         self.value_name, self.row_name, self.col_name = value_name, row_name, col_name
+        self.setAccessibleName(f"Heatmap of {value_name}s")
+        self.setAccessibleDescription(f"Empty: rows are {row_name} tokens, columns {col_name} tokens")
         self.matrix: Optional[np.ndarray] = None
         self.row_labels: list[str] = []
         self.col_labels: list[str] = []
@@ -148,6 +150,9 @@ class Heatmap(QWidget):
                    keep_view: bool = False) -> None:
         """Show ``matrix[row, col]``; ``mask[row, col]`` True cells are drawn as masked."""
         m = np.array(matrix, dtype=np.float32, copy=True)
+        self.setAccessibleDescription(
+            f"{m.shape[0]} {self.row_name} tokens by {m.shape[1]} {self.col_name} tokens; {self.value_name} "
+            f"from {self.levels[0]:g} to {self.levels[1]:g}. Rows: {' '.join(map(str, row_labels[:40]))}")
         if mask is not None:
             m[mask] = np.nan
         same_shape = self.matrix is not None and self.matrix.shape == m.shape

@@ -29,21 +29,22 @@ class PrecisionChart(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.rows = None          # the report's rows; None before any conversion
-        self.metric = QComboBox()
+        self.metric_box = QComboBox()
         for label, *_ in CHART_METRICS:
-            self.metric.addItem(label)
-        self.metric.currentIndexChanged.connect(self.redraw)
+            self.metric_box.addItem(label)
+        self.metric_box.currentIndexChanged.connect(self.redraw)
         self.plot = pg.PlotWidget()
         self.plot.setMinimumHeight(140)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
         plot_export.attach(self.plot, "precision")
         self.plot.showGrid(y=True, alpha=0.3)
+        self.plot.getAxis("left").enableAutoSIPrefix(False)   # "0.4 MB", not "400 (x0.001)"
         self.bars = None
         self.bar_labels: list = []
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.metric)
+        lay.addWidget(self.metric_box)
         lay.addWidget(self.plot, 1)
         self.redraw()
 
@@ -56,13 +57,19 @@ class PrecisionChart(QWidget):
         self.plot.clear()
         self.bar_labels = []
         self.bars = None
-        label, attr, scale, unit = CHART_METRICS[self.metric.currentIndex()]
+        label, attr, scale, unit = CHART_METRICS[self.metric_box.currentIndex()]
         self.plot.setLabel("left", f"{label} ({unit})" if unit else label)
         if self.rows is None:
-            self.plot.setTitle("Convert to compare the precisions")
+            # Not the plot's title: a hidden title keeps its text's width as the plot's minimum,
+            # which pushed the later bars (int8, int4) out of a narrow chart.
+            hint = pg.TextItem("Convert to compare the precisions", anchor=(0.5, 0.5),
+                               color=pg.getConfigOption("foreground"))
+            hint.setPos(0.5, 0.5)
+            self.plot.addItem(hint)
             self.plot.getAxis("bottom").setTicks([[]])
+            self.plot.setXRange(0, 1, padding=0)
+            self.plot.setYRange(0, 1, padding=0)
             return
-        self.plot.setTitle(None)
         rows = [r for r in self.rows if r.error is None]
         values = []
         for r in rows:

@@ -72,6 +72,8 @@ class CandidateBars(pg.GraphicsLayoutWidget):
         self._items: list = []
         self.scene().sigMouseClicked.connect(self._clicked)
         self.setMinimumHeight(260)
+        self.setAccessibleName("Candidate probabilities")
+        self.setAccessibleDescription("No candidates yet")
 
     def clear_bars(self) -> None:
         for it in self._items:
@@ -89,6 +91,9 @@ class CandidateBars(pg.GraphicsLayoutWidget):
         if not n:
             return
         self._ids = [c.id for c in cands]
+        self.setAccessibleDescription("; ".join(
+            f"{'chosen ' if c.chosen else ''}{c.token!r}: raw {c.raw_prob:.3f}, after the processors {c.prob:.3f}"
+            + (f", removed by {c.removed_by}" if c.removed else "") for c in cands[:20]))
         y = np.arange(n, dtype=float)
         raw = np.array([c.raw_prob for c in cands])
         proc = np.array([c.prob for c in cands])
@@ -160,6 +165,7 @@ class DrawStrip(_FixedPlot):
         self.setXRange(0, 1, padding=0.01)
         self.setYRange(0, 1, padding=0)
         self.setFixedHeight(78)
+        self.setAccessibleName("Where the random draw fell in the processed distribution")
 
     def set_draw(self, cands: list, draw=None) -> None:
         """``draw``: an object with ``u`` (where the draw fell), or None."""
@@ -210,6 +216,7 @@ class StepChart(pg.GraphicsLayoutWidget):
         self._marker = None
         self.scene().sigMouseClicked.connect(self._clicked)
         self.setFixedHeight(170)
+        self.setAccessibleName("Entropy and P(end of sequence) per step")
 
     def set_steps(self, entropy: list[float], p_eos: Optional[list[float]], tokens: list[str], current: int,
                   x_label: str = "generated token") -> None:
@@ -223,6 +230,8 @@ class StepChart(pg.GraphicsLayoutWidget):
         self.ent.setLabel("bottom", x_label if p_eos is None else None)
         self.eos.setLabel("bottom", x_label)
         self._n = len(entropy)
+        self.setAccessibleDescription("No steps yet" if not self._n else "Entropy in bits per step: " + ", ".join(
+            f"{_short(t, 10)} {h:.2f}" for t, h in zip(tokens, entropy)))
         x = np.arange(1, self._n + 1)
         if self._n:
             self.ent.plot(x, entropy, pen=pg.mkPen((60, 110, 190), width=2), symbol="o", symbolSize=5,
@@ -233,6 +242,9 @@ class StepChart(pg.GraphicsLayoutWidget):
             ticks = [(i + 1, _short(t, 6)) for i, t in enumerate(tokens)]
             step = max(1, self._n // 16)
             axis.getAxis("bottom").setTicks([ticks[::step], []])
+            # The empty chart pinned 0..1; entropies run to several bits, so the range follows the data.
+            finite = [float(h) for h in entropy if np.isfinite(h)]
+            self.ent.setYRange(0, max([1.0] + finite) * 1.1, padding=0)
         self.ent.setXRange(0.5, max(self._n, 10) + 0.5, padding=0)
         if not self._n:
             what = "entropy and P(EOS) of each new token" if p_eos is not None else "entropy of each fill"

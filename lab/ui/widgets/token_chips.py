@@ -35,6 +35,8 @@ class TokenChips(QWidget):
         super().__init__(parent)
         self.setMouseTracking(True)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Minimum)
+        self.setAccessibleName("Token chips")
+        self.setAccessibleDescription("No tokens yet")
         self.tz = None
         self.readable = False
         self.show_ids = True
@@ -69,6 +71,9 @@ class TokenChips(QWidget):
     # --- data -------------------------------------------------------------------------
     def set_tokens(self, tz) -> None:
         self.tz = tz
+        self.setAccessibleDescription(
+            "No tokens yet" if tz is None else
+            f"{tz.count} tokens: " + " | ".join(tz.label(i, True) for i in range(min(tz.count, 60))))
         self.hover = -1
         if tz is None or self.selected >= tz.count:
             self.selected = -1

@@ -179,9 +179,10 @@ class LayerLine(pg.PlotWidget):
         step = max(1, math.ceil(len(labels) / 12))
         names = ["emb" if lab == "embeddings" else lab.replace("layer ", "") for lab in labels]
         self.getAxis("bottom").setTicks([[(i, names[i]) for i in range(0, len(labels), step)], []])
-        lo = float(self.values.min()) if len(values) else 0.0
-        lo = max(-1.0, min(lo - 0.05, 0.9))           # zoom in on the change, keep 1.0 in view
-        self.setYRange(lo, 1.01, padding=0)
+        # Cosines on their own scale: from 0 (or -1 when a value is negative) to 1, so a small
+        # change is not drawn as a fall.
+        lo = 0.0 if not len(values) or float(self.values.min()) >= 0 else -1.0
+        self.setYRange(lo, 1.02, padding=0)
         self.setXRange(-0.3, max(len(values) - 0.7, 0.7), padding=0)
         self.setLabel("left", y_title)
         self.setLabel("bottom", "layer (0 = embeddings)")

@@ -178,6 +178,7 @@ class CompareView(QWidget):
         self.model.setCurrentText("")
         self.model.lineEdit().setPlaceholderText("zoo:NAME or a model folder")
         self.model.lineEdit().returnPressed.connect(self.compare_requested)
+        self.model.activated.connect(lambda _i: self.compare_requested.emit())   # a pick compares at once
         self.button = QPushButton("Compare")
         self.button.clicked.connect(self.compare_requested)
         browse = QPushButton("Folder…")
@@ -340,6 +341,11 @@ class ContextView(QWidget):
         self.run = QPushButton("Compare layers")
         name_buttons(preset_button, self.run)
         self.run.clicked.connect(self.run_requested)
+        self.token_only = QCheckBox("Layer 0: token embedding only")
+        self.token_only.setToolTip("Compare the two token embedding rows at layer 0, without the position "
+                                   "the model adds to them: identical words then start at exactly 1")
+        self.token_only.toggled.connect(self._render)
+        self.result = None
         grid = QGridLayout()
         for r, (label, sentence, word) in enumerate((("Sentence A", self.a, self.word_a),
                                                      ("Sentence B", self.b, self.word_b))):
@@ -349,6 +355,7 @@ class ContextView(QWidget):
             grid.addWidget(word, r, 3)
         buttons = QHBoxLayout()
         buttons.addWidget(preset_button)
+        buttons.addWidget(self.token_only)
         buttons.addStretch(1)
         buttons.addWidget(self.run)
         self.plot = LayerLine()
@@ -374,12 +381,27 @@ class ContextView(QWidget):
 
     def show_result(self, cs) -> None:
         """``cs``: a lab.core.embeddings context-similarity result."""
-        self.plot.set_values(cs.layers, cs.cosine, f"cosine of “{cs.word_a}” (A vs B)")
+        self.result = cs
+        self._render()
+
+    def _render(self, *_) -> None:
+        cs = self.result
+        if cs is None:
+            return
+        token_only = self.token_only.isChecked()
+        values = cs.cosine.copy()
+        layers = list(cs.layers)
+        if token_only:
+            values[0] = cs.token_cosine
+            layers[0] = "token"
+        self.plot.set_values(layers, values, f"cosine of “{cs.word_a}” (A vs B)")
+        start = ("the token embedding rows alone" if token_only else cs.layer0)
         self.note.setText(
             f"“{escape(cs.word_a)}” = {escape(' '.join(cs.tokens_a))} in A, {escape(' '.join(cs.tokens_b))} in B. "
-            f"Cosine similarity of its hidden state: {float(cs.cosine[0]):.3f} at the embeddings, "
-            f"{float(cs.cosine[-1]):.3f} after the last layer. The lower it goes, the more the context has changed "
-            f"the word's vector. {escape(cs.note)}")
+            f"Each point is the cosine similarity of the word's vector in A and in B: at layer 0 "
+            f"{escape(start, quote=False)} ({float(values[0]):.3f}); at layer k the hidden state after k layers, which has "
+            f"read the rest of its sentence and its position ({float(values[-1]):.3f} after the last layer). "
+            f"Below the layer-0 value, the difference comes from the context. {escape(cs.note)}")
 
 
 def page(*widgets_and_stretch) -> QWidget:
