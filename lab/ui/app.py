@@ -33,6 +33,7 @@ def application(argv: Optional[list[str]] = None) -> QApplication:
         app.setDesktopFileName("tvlab")
     collect_on_gui_thread(app)
     lab_theme.apply(app, str(lab_settings.settings().value("theme", "system")))
+    lab_theme.follow_system(app, lambda: str(lab_settings.settings().value("theme", "system")))
     return app
 
 

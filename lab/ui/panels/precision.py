@@ -44,6 +44,10 @@ CHANNEL = ConversionController.name
 
 COLUMNS = ["Precision", "File", "vs fp32", "Params", "Run mem", "Latency med / p95",
            "Max |Δlogit|", "Mean |Δlogit|", "Top-1", "KL (nats)", "Perplexity (Δ)", "NaN / inf"]
+# Column headers on two lines, so the numbers, not the headers, set the columns' widths.
+HEADERS = {"Latency med / p95": "Latency\nmed / p95", "Max |Δlogit|": "Max\n|Δlogit|",
+           "Mean |Δlogit|": "Mean\n|Δlogit|", "KL (nats)": "KL\n(nats)", "Perplexity (Δ)": "Perplexity\n(Δ)",
+           "NaN / inf": "NaN /\ninf", "Run mem": "Run\nmem", "vs fp32": "vs\nfp32"}
 COLUMN_TIPS = ["", "Model file plus external data, on disk", "File size / fp32 file size",
                "Bytes of all initializers (weights, scales, zero points)",
                "Resident memory added by creating an onnxruntime session and running it once",
@@ -155,24 +159,22 @@ class PrecisionPanel(Panel):
         self.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.message.hide()
 
+        # The form sits above the results, so the table and the chart get the whole width.
+        prec_row.insertWidget(prec_row.count() - 1, self.per_channel)
+        folder_row.addLayout(buttons)
         form = QFormLayout()
         form.addRow("Precisions", prec_row)
-        form.addRow("", self.per_channel)
         form.addRow("Folder", folder_row)
-        left = QWidget()
-        llay = QVBoxLayout(left)
+        top = QWidget()
+        llay = QVBoxLayout(top)
         llay.setContentsMargins(0, 0, 0, 0)
         llay.addLayout(form)
-        llay.addLayout(buttons)
         llay.addWidget(self.progress_bar)
         llay.addWidget(self.stage)
         llay.addWidget(self.message)
-        llay.addStretch(1)
-        left.setMinimumWidth(260)
-        left.setMaximumWidth(360)
 
         self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setHorizontalHeaderLabels([HEADERS.get(c, c) for c in COLUMNS])
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.NoSelection)
@@ -187,6 +189,7 @@ class PrecisionPanel(Panel):
         chart = self.chart = PrecisionChart()
 
         results = QSplitter(Qt.Horizontal)
+        results.setChildrenCollapsible(False)
         table_box = QWidget()
         tlay = QVBoxLayout(table_box)
         tlay.setContentsMargins(0, 0, 0, 0)
@@ -201,10 +204,10 @@ class PrecisionPanel(Panel):
         results.setSizes([1000, 360])
 
         page = QWidget()
-        row = QHBoxLayout(page)
-        row.setContentsMargins(2, 2, 2, 2)
-        row.addWidget(left)
-        row.addWidget(results, 1)
+        col = QVBoxLayout(page)
+        col.setContentsMargins(2, 2, 2, 2)
+        col.addWidget(top)
+        col.addWidget(results, 1)
         return page
 
 

@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
@@ -39,8 +38,9 @@ from lab.core.units import format_number, number_or_none
 from lab.ui.controllers.fit import FitController
 from lab.ui.panels.base import Panel
 from lab.ui.widgets.arithmetic import Arithmetic
+from lab.ui.widgets.column_scroll import ColumnScroll
 from lab.ui.widgets.log_slider import LogSlider
-from lab.ui.widgets.scaling_plots import C_RANGE, D_RANGE, N_RANGE, ScalingPlots
+from lab.ui.widgets.scaling_plots import C_RANGE, D_RANGE, N_RANGE, PLOT_WIDTH, ScalingPlots
 
 FIT = FitController.name
 
@@ -76,11 +76,8 @@ class ScalingPanel(Panel):
         self.tabs = self.plots            # the tab widget: lessons and the selftest pick its tabs
         self.tabs.currentChanged.connect(self._draw_markers)
         self.tabs.currentChanged.connect(self._runs_tab_shown)
-        split = QSplitter(Qt.Horizontal)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.controls)
-        scroll.setMinimumWidth(330)
+        split = self._split = QSplitter(Qt.Horizontal)
+        scroll = self._controls_scroll = ColumnScroll(self.controls)
         split.addWidget(scroll)
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -88,7 +85,10 @@ class ScalingPanel(Panel):
         rl.addWidget(self.units_label)
         rl.addWidget(self.tabs, 1)
         split.addWidget(right)
+        split.setChildrenCollapsible(False)
+        split.setStretchFactor(0, 0)       # the controls keep their least width; the plots get the rest
         split.setStretchFactor(1, 1)
+        split.setSizes([scroll.minimumSizeHint().width(), 10_000])
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(split)
@@ -98,6 +98,18 @@ class ScalingPanel(Panel):
 
     def sizeHint(self) -> QSize:
         return QSize(960, 620)          # three plots side by side would otherwise ask for 2,300 px
+
+    def resizeEvent(self, event) -> None:
+        """Narrower than the controls and two plots: the controls go above the plots, so
+        the plots keep room for their titles and axes."""
+        super().resizeEvent(event)
+        need = self._controls_scroll.minimumSizeHint().width() + 2 * PLOT_WIDTH
+        orientation = Qt.Vertical if event.size().width() < need else Qt.Horizontal
+        if self._split.orientation() != orientation:
+            self._split.setOrientation(orientation)
+            first = self._controls_scroll.minimumSizeHint()
+            self._split.setSizes([first.width() if orientation == Qt.Horizontal else
+                                  int(event.size().height() * 0.4), 10_000])
 
     # ------------------------------------------------------------------ controls
     def _build_controls(self) -> None:

@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from lab.core.trace import display_token
+from lab.ui.theme import title_size
 from lab.ui.widgets.heatmap import Heatmap, attention_colormap, attention_lut, token_plot
 
 # The lines view draws every query's lines up to this many tokens (else the selected one).
@@ -198,8 +199,9 @@ class EntropyPlot(pg.PlotWidget):
         self.hideButtons()
         self.setMouseEnabled(x=False, y=False)
         self.setLabel("bottom", "head")
-        self.setLabel("left", "entropy (nats)")
-        self.setMinimumHeight(170)
+        self.setLabel("left", "H (nats)")
+        self.getPlotItem().getAxis("left").enableAutoSIPrefix(False)   # nats, never "(x0.001)"
+        self._fit_height()
         self.setTitle("Per-head entropy: low = sharp, high = diffuse")
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8)
         self.addItem(self.bars)
@@ -207,6 +209,18 @@ class EntropyPlot(pg.PlotWidget):
         self.addItem(self.uniform_line)
         self.heads = 0
         self.getPlotItem().scene().sigMouseClicked.connect(self._clicked)
+
+    def _fit_height(self) -> None:
+        """Tall enough for the left axis label, its title and the head numbers."""
+        plot = self.getPlotItem()
+        label = plot.getAxis("left").label.boundingRect().width()
+        title = plot.titleLabel.item.boundingRect().height()
+        self.setMinimumHeight(int(max(170, label + title + 3 * self.fontMetrics().height() + 20)))
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.FontChange:
+            self._fit_height()
 
     def set_entropy(self, values: np.ndarray, groups: list[list[int]], selected: int, uniform: float,
                     layer: int) -> None:
@@ -219,9 +233,10 @@ class EntropyPlot(pg.PlotWidget):
         self.uniform_line.setValue(uniform)
         self.setYRange(0, max(uniform, float(np.max(values))) * 1.1, padding=0)
         self.setXRange(-0.6, H - 0.4, padding=0)
-        self.setTitle(f"Per-head entropy, layer {layer}: low = sharp, high = diffuse; "
-                      f"dashed = uniform attention ({uniform:.2f} nats)", size="9pt")
+        self.setTitle(f"Per-head entropy, layer {layer}: low = sharp, high = diffuse<br>"
+                      f"dashed = uniform attention ({uniform:.2f} nats)", size=title_size())
         self.heads = H
+        self._fit_height()
 
     def _clicked(self, event) -> None:
         vb = self.getPlotItem().getViewBox()

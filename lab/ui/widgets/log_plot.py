@@ -7,6 +7,8 @@ from typing import Optional
 import pyqtgraph as pg
 from PySide6.QtWidgets import QSizePolicy
 
+from lab.ui.theme import title_size
+
 
 class Marker:
     """"Your model" on a log-log plot: a TargetItem moved with setPos (a PlotDataItem's setData
@@ -48,13 +50,13 @@ def log_plot(title: str, x: str, y: str, sparse: bool = False) -> pg.PlotWidget:
     w = pg.PlotWidget(axisItems={"bottom": SparseLogAxis("bottom"), "left": SparseLogAxis("left")}
                       if sparse else None)
     p = w.getPlotItem()
-    p.setTitle(title, size="10pt")
+    p.setTitle(title, size=title_size(1.1))
     w.setToolTip(title)
     p.setLabel("bottom", x)
     p.setLabel("left", y)
     p.setLogMode(True, True)
     p.showGrid(True, True, alpha=0.2)
-    p.addLegend(offset=(-5, 5), labelTextSize="8pt")
+    p.addLegend(offset=(-5, 5), labelTextSize=title_size(0.85))
     for ax in ("bottom", "left"):
         p.getAxis(ax).enableAutoSIPrefix(False)     # log axes read 1e9, not 0.001 x1e+12
     # Long titles must not set the plot's minimum width: plots side by side share the space.

@@ -26,10 +26,14 @@ from PySide6.QtWidgets import (
 
 from lab.core import memory as mem
 from lab.core.errors import LabError
+from lab.ui import theme as lab_theme
 
 #: Memory sizes to compare with when no GPU is detected (bytes, decimal GB as sold).
 GPU_PRESETS = [("16 GB (T4, V100 16 GB)", 16e9), ("24 GB (RTX 4090, A10)", 24e9), ("40 GB (A100 40 GB)", 40e9),
                ("80 GB (A100 / H100 80 GB)", 80e9), ("141 GB (H200)", 141e9)]
+
+
+RESULTS_CHARS = 44     # the results column's least width, in average characters
 
 
 class MemoryCalculator(QWidget):
@@ -95,27 +99,29 @@ class MemoryCalculator(QWidget):
         self.device_note = QLabel()
         self.device_note.setWordWrap(True)
         form.addRow("", self.device_note)
+        # The results read under the form, as wide as it (RESULTS_CHARS characters at
+        # least, so no label breaks inside a word); the chart takes the rest of the width.
+        self.calc_view = QTextBrowser()
         left = QWidget()
         llay = QVBoxLayout(left)
         llay.setContentsMargins(0, 0, 0, 0)
         llay.addLayout(form)
-        llay.addStretch(1)
-        left.setMaximumWidth(460)
+        llay.addWidget(self.calc_view, 1)
+        self.calc_view.setMinimumWidth(self.fontMetrics().averageCharWidth() * RESULTS_CHARS)
 
-        self.calc_view = QTextBrowser()
         self.calc_plot = pg.PlotWidget()
         self.calc_plot.setMouseEnabled(x=False, y=False)
         self.calc_plot.hideButtons()
-        self.calc_plot.setMinimumWidth(220)
+        self.calc_plot.setMinimumWidth(200)
         self.calc_plot.setLabel("left", "GB")
         split = QSplitter(Qt.Horizontal)
-        split.addWidget(self.calc_view)
+        split.setChildrenCollapsible(False)
+        split.addWidget(left)
         split.addWidget(self.calc_plot)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         row = QHBoxLayout(self)
         row.setContentsMargins(2, 2, 2, 2)
-        row.addWidget(left)
         row.addWidget(split, 1)
         self._fill_devices()
         self.update_calculator()
@@ -280,7 +286,8 @@ class MemoryCalculator(QWidget):
                                       label=f"device {dev:.0f} GB", labelOpts=dict(position=0.8, color="#d03030")))
             p.setTitle(None)
         elif dev:
-            p.setTitle(f"<span style='color:#2e8b57'>device: {dev:.0f} GB, far above these bars</span>")
+            good = lab_theme.tone("good")
+            p.setTitle(f"<span style='color:{good}'>device: {dev:.0f} GB,<br>far above these bars</span>")
         p.getAxis("bottom").setTicks([[(0, f"training {t['precision']}"), (1.6, f"inference {a['inference_dtype']}")]])
         p.setXRange(-0.6, 2.4, padding=0)
         p.setYRange(0, top * 1.12, padding=0)

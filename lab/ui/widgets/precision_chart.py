@@ -56,7 +56,7 @@ class PrecisionChart(QWidget):
         label, attr, scale, unit = CHART_METRICS[self.metric.currentIndex()]
         self.plot.setLabel("left", f"{label} ({unit})" if unit else label)
         if self.rows is None:
-            self.plot.setTitle("Convert to compare the precisions")
+            self.plot.setTitle("Convert to compare<br>the precisions")
             self.plot.getAxis("bottom").setTicks([[]])
             return
         self.plot.setTitle(None)

@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QColor
 
 RAW = QColor(110, 140, 190)
@@ -27,6 +27,17 @@ def prob_color(p: float) -> QColor:
     p = max(1e-4, min(1.0, float(p)))
     t = (np.log10(p) + 4) / 4          # 1e-4 -> 0, 1 -> 1
     return QColor.fromHsvF(0.33 * t, 0.55, 0.95)
+
+
+def fit_axis_labels(plot: pg.PlotItem) -> None:
+    """A plot at least as wide as its bottom label and as tall as its left label (at the
+    font in use: call again after a font change)."""
+    for side, across, setter in (("bottom", "left", plot.setMinimumWidth), ("left", "bottom", plot.setMinimumHeight)):
+        ax, other = plot.getAxis(side), plot.getAxis(across)
+        if ax.isVisible() and ax.labelText:
+            room = (other.fixedWidth or other.boundingRect().width()) if side == "bottom" else \
+                (other.fixedHeight or other.boundingRect().height())
+            setter(ax.label.boundingRect().width() + (room if other.isVisible() else 0) + 20)
 
 
 def _short(token: str, n: int = 14) -> str:
@@ -55,7 +66,7 @@ class CandidateBars(pg.GraphicsLayoutWidget):
             p.hideButtons()
             p.invertY(True)
             p.showGrid(x=True, alpha=0.15)
-        self.bars.setLabel("bottom", "probability  (blue: raw · orange: after the processors)")
+        self.bars.setLabel("bottom", "probability (blue: raw · orange: processed)")
         self.cum.setLabel("bottom", "cumulative (top-p)")
         self.cum.setYLink(self.bars)
         self.cum.getAxis("left").setStyle(showValues=False)
@@ -69,6 +80,17 @@ class CandidateBars(pg.GraphicsLayoutWidget):
         self._items: list = []
         self.scene().sigMouseClicked.connect(self._clicked)
         self.setMinimumHeight(260)
+        self._fit_labels()
+
+    def _fit_labels(self) -> None:
+        fit_axis_labels(self.cum)
+        fit_axis_labels(self.bars)
+        self.setMinimumWidth(int(self.bars.minimumWidth() + self.cum.minimumWidth() + 10))
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.FontChange:
+            self._fit_labels()
 
     def clear_bars(self) -> None:
         for it in self._items:
@@ -152,7 +174,7 @@ class DrawStrip(_FixedPlot):
         super().__init__(parent)
         self.getAxis("left").setStyle(showValues=False)
         self.getAxis("left").setWidth(120)
-        self.setLabel("bottom", "cumulative processed probability: the draw picks the slice it lands in")
+        self.setLabel("bottom", "cumulative p: the draw picks the slice it lands in")
         self.setXRange(0, 1, padding=0.01)
         self.setYRange(0, 1, padding=0)
         self.setFixedHeight(78)
@@ -204,7 +226,20 @@ class StepChart(pg.GraphicsLayoutWidget):
         self._n = 0
         self._marker = None
         self.scene().sigMouseClicked.connect(self._clicked)
-        self.setFixedHeight(170)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """Tall enough that each row holds its axis label, at any font size."""
+        need = [self.ent.getAxis("left").label.boundingRect().width() + 14]
+        if self.eos.isVisible():
+            need.append(self.eos.getAxis("left").label.boundingRect().width() + 14)
+        bottom = self.eos.getAxis("bottom") if self.eos.isVisible() else self.ent.getAxis("bottom")
+        self.setFixedHeight(int(sum(max(n, 60) for n in need) + bottom.height() + 20))
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.FontChange:
+            self._fit_height()
 
     def set_steps(self, entropy: list[float], p_eos: Optional[list[float]], tokens: list[str], current: int,
                   x_label: str = "generated token") -> None:
@@ -212,7 +247,7 @@ class StepChart(pg.GraphicsLayoutWidget):
         self.ent.clear()
         self.eos.clear()
         self.eos.setVisible(p_eos is not None)
-        self.setFixedHeight(170 if p_eos is not None else 105)
+        self._fit_height()
         axis = self.eos if p_eos is not None else self.ent
         self.ent.getAxis("bottom").setStyle(showValues=p_eos is None)
         self.ent.setLabel("bottom", x_label if p_eos is None else None)
