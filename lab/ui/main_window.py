@@ -67,11 +67,17 @@ class PanelScroll(QScrollArea):
             return
         hint = panel.minimumSizeHint().expandedTo(panel.minimumSize())
         view = self.maximumViewportSize()
+        lay = panel.layout()
+        if lay is not None and lay.hasHeightForWidth():
+            # wrapped labels take more lines when narrow: their height is not in the minimum,
+            # and without it the views below would be drawn over
+            hint.setHeight(max(hint.height(), lay.minimumHeightForWidth(max(view.width(), hint.width()))))
         need_h = hint.height() > view.height()
         need_v = hint.width() > view.width()
         w = view.width() - (self.verticalScrollBar().sizeHint().width() if need_h else 0)
+        w = max(w, hint.width())
         h = view.height() - (self.horizontalScrollBar().sizeHint().height() if need_v else 0)
-        panel.resize(max(w, hint.width()), max(h, hint.height()))
+        panel.resize(w, max(h, hint.height()))
 
     def resizeEvent(self, event):
         super().resizeEvent(event)
@@ -222,22 +228,25 @@ class MainWindow(QMainWindow):
         if dock is None or self._side_width is None:
             return
         target = min(self._side_width, int(self.width() * SIDE_MAX_FRACTION))
-        if abs(dock.width() - target) > 1:
+        others = [d for d in self.docks.values() if not d.isHidden() and not d.isFloating()
+                  and self.dockWidgetArea(d) == Qt.RightDockWidgetArea]
+        if abs(dock.width() - target) > 1 and others:
             self._placing = True
-            try:
-                self.resizeDocks([dock], [target], Qt.Horizontal)
+            try:   # Qt moves a separator only given the docks on both of its sides
+                self.resizeDocks([dock, others[0]], [target, self.width() - target], Qt.Horizontal)
             finally:
                 self._placing = False
 
     def resizeEvent(self, event):
         super().resizeEvent(event)
         self._laid_out_size = self.size()
-        self._keep_side_width()
+        QTimer.singleShot(0, self._keep_side_width)   # after the dock layout took the new size
 
     def eventFilter(self, obj, event):
-        # A side dock resized while the window keeps its size: the user dragged the
-        # splitter (or the dock's content grew); that width is the one to keep.
+        # A side dock resized with the mouse button held while the window keeps its size:
+        # the user dragged the separator; that width is the one to keep.
         if (event.type() == QEvent.Resize and not self._placing and isinstance(obj, QDockWidget)
+                and QApplication.mouseButtons() & Qt.LeftButton
                 and self._laid_out_size == self.size() and obj is self._side_dock() and obj.isVisible()):
             self._side_width = obj.width()
         return super().eventFilter(obj, event)

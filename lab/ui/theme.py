@@ -156,10 +156,11 @@ def _scaled_pt(text: str, ratio: float) -> str:
         return text
 
 
-def restyle_plots() -> None:
+def restyle_plots(font_ratio: float = 1.0) -> None:
     """Give every live plot the theme's background and text colours and the application's
-    font for titles, axis labels and ticks (pyqtgraph reads its config only when a plot
-    is made, and fixes its fonts)."""
+    font for axis labels and ticks; titles and texts sized in pt are scaled by
+    ``font_ratio`` (the application font's change). pyqtgraph reads its config only when
+    a plot is made, and fixes its fonts."""
     import pyqtgraph as pg
 
     app = QApplication.instance()
@@ -168,9 +169,7 @@ def restyle_plots() -> None:
     background, foreground = plot_colors()
     font = app.font()
     pt = font.pointSizeF() if font.pointSizeF() > 0 else 9.0
-    before = app.property("tvlab_plot_font_pt")
-    ratio = pt / float(before) if before else 1.0     # sizes set in pt grow with the font
-    app.setProperty("tvlab_plot_font_pt", pt)
+    ratio = font_ratio               # titles and labels sized in pt grow with the font
     for w in app.allWidgets():
         if not isinstance(w, pg.GraphicsView):
             continue

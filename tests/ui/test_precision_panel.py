@@ -44,11 +44,11 @@ def test_convert_shows_table_and_chart_then_refuses_a_full_folder(qtbot, session
     assert panel.table.item(0, 11).text() == "0 / 0"
     assert "CPU provider" in panel.summary.text() and "thread" in panel.summary.text()
     # the bar chart shows file sizes in MB, fp32 the largest
-    panel.chart.metric.setCurrentIndex(0)
+    panel.chart.metric_box.setCurrentIndex(0)
     sizes = panel.chart.values()
     assert sizes == pytest.approx([r["file_bytes"] / 1e6 for r in saved["rows"]])
     assert sizes[0] == max(sizes)
-    panel.chart.metric.setCurrentIndex(3)                                       # top-1 agreement in %
+    panel.chart.metric_box.setCurrentIndex(3)                                       # top-1 agreement in %
     assert panel.chart.values()[0] == pytest.approx(100.0)
     assert panel.cancel_button.isEnabled() is False and panel.convert_button.isEnabled()
 

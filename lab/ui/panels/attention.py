@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from lab.core import trace as core_trace
 from lab.core.resources import resource
 from lab.core.trace import STACK_LABELS, display_tokens, hide_first_token
+from lab.ui import theme as lab_theme
 from lab.ui.panels.base import Panel
 from lab.ui.widgets.attention_views import AggregatesPage, LensPage, LinesPage, ModelView
 from lab.ui.widgets.heatmap import Heatmap
@@ -139,7 +140,7 @@ class AttentionPanel(Panel):
         self.banner.hide()
         self.note = QLabel()
         self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: #666;")
+        lab_theme.tint(self.note, "muted")
 
         # views
         self.tabs = QTabWidget()

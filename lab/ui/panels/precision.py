@@ -35,6 +35,7 @@ from lab.core import precision
 from lab.core.devices import device_memory
 from lab.core.errors import LabError
 from lab.core.units import format_bytes, number_or_none
+from lab.ui import theme as lab_theme
 from lab.ui.controllers.conversion import ConversionController, default_folder
 from lab.ui.panels.base import Panel
 from lab.ui.widgets.memory_calculator import MemoryCalculator
@@ -326,7 +327,7 @@ class PrecisionPanel(Panel):
         self._update_buttons()
 
     def _show_message(self, text: str, error: bool = False) -> None:
-        self.message.setStyleSheet("color: #d03030;" if error else "color: #c77700;")
+        lab_theme.tint(self.message, "error" if error else "warn")
         self.message.setText(text)
         self.message.show()
 
@@ -363,7 +364,7 @@ class PrecisionPanel(Panel):
                  f"Latency: {escape(report.provider)}, {report.threads} thread(s), batch 1 × {report.eval_tokens} "
                  f"tokens of a fixed evaluation text; fidelity against the torch fp32 model on the same text"
                  + (f" (torch perplexity {report.perplexity_torch:.3f})." if report.perplexity_torch else ".")]
-        lines += [f"<span style='color:#c77700'>{escape(n)}</span>" for n in report.notes]
+        lines += [f"<span style='color:{lab_theme.tone('warn')}'>{escape(n)}</span>" for n in report.notes]
         self.summary.setText("<br>".join(lines))
         self.chart.set_rows(report.rows)
 

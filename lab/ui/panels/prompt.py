@@ -5,6 +5,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QVBoxLayout
 
 from lab.ui import settings as lab_settings
+from lab.ui import theme as lab_theme
 from lab.ui.panels.base import Panel
 
 
@@ -43,7 +44,7 @@ class PromptPanel(Panel):
         self.run_button.clicked.connect(self.submit)
         self.note = QLabel()
         self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: #c77700;")
+        lab_theme.tint(self.note, "warn")
         self.note.hide()
         self.edit.submitted.connect(self.submit)
         self.edit.textChanged.connect(self._typed)

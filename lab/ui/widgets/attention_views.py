@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from lab.core.trace import display_token
+from lab.ui import theme as lab_theme
 from lab.ui.theme import title_size
 from lab.ui.widgets.heatmap import Heatmap, attention_colormap, attention_lut, token_plot
 
@@ -274,6 +275,7 @@ class LensTable(QTableWidget):
                     item = QTableWidgetItem(f"{t}  {layer.top_probs[c]:.1%}")
                     if layer.top_ids[c] == lens.final_id:
                         item.setBackground(QColor(255, 200, 120))
+                        item.setForeground(QColor("#1b1b1b"))     # dark text on the light mark, in any theme
                     item.setToolTip(f"id {layer.top_ids[c]}, probability {layer.top_probs[c]:.4f}")
                     self.setItem(r, 1 + c, item)
             rank = QTableWidgetItem(f"{layer.final_rank:,}")
@@ -297,7 +299,7 @@ class LensPage(QWidget):
         source = QLabel("Logit lens (nostalgebraist 2020): each layer's hidden state through the "
                         "model's own final norm and output head; the last layer is not normed twice.")
         source.setWordWrap(True)
-        source.setStyleSheet("color: #666;")
+        lab_theme.tint(source, "muted")
         lay.addWidget(source)
 
     def set_lens(self, lens, encoder_only: bool) -> None:

@@ -9,6 +9,8 @@ from PySide6.QtWidgets import QSizePolicy
 
 from lab.ui.theme import title_size
 
+HOLLOW_EDGE = "#8a8a8a"     # a grey that reads on the light and the dark plot backgrounds
+
 
 class Marker:
     """"Your model" on a log-log plot: a TargetItem moved with setPos (a PlotDataItem's setData
@@ -16,7 +18,7 @@ class Marker:
 
     def __init__(self, plot: pg.PlotWidget, color: str = "#e04050", hollow: bool = False):
         self.item = pg.TargetItem(pos=(0, 0), size=11, symbol="o", movable=False,
-                                  pen=pg.mkPen("k" if hollow else color, width=2),
+                                  pen=pg.mkPen(HOLLOW_EDGE if hollow else color, width=2),
                                   brush=None if hollow else pg.mkBrush(color))
         self.item.setZValue(20)
         self.item.hide()

@@ -204,7 +204,7 @@ class MemoryCalculator(QWidget):
                                inference_dtype=a["inference_dtype"], device_bytes=a["device_bytes"])
         except LabError as err:
             self.estimate = None
-            self.calc_view.setHtml(f"<p style='color:#d03030'>{escape(str(err))}</p>")
+            self.calc_view.setHtml(f"<p style='color:{lab_theme.tone('error')}'>{escape(str(err))}</p>")
             return
         self.estimate = est
         self.calc_view.setHtml(self._calc_html(est, a))

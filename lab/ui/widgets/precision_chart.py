@@ -27,10 +27,10 @@ class PrecisionChart(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.rows = None          # the report's rows; None before any conversion
-        self.metric = QComboBox()
+        self.metric_box = QComboBox()      # not "metric": that name is QWidget.metric(), which Qt calls
         for label, *_ in CHART_METRICS:
-            self.metric.addItem(label)
-        self.metric.currentIndexChanged.connect(self.redraw)
+            self.metric_box.addItem(label)
+        self.metric_box.currentIndexChanged.connect(self.redraw)
         self.plot = pg.PlotWidget()
         self.plot.setMinimumHeight(140)
         self.plot.setMouseEnabled(x=False, y=False)
@@ -40,7 +40,7 @@ class PrecisionChart(QWidget):
         self.bar_labels: list = []
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.metric)
+        lay.addWidget(self.metric_box)
         lay.addWidget(self.plot, 1)
         self.redraw()
 
@@ -53,7 +53,7 @@ class PrecisionChart(QWidget):
         self.plot.clear()
         self.bar_labels = []
         self.bars = None
-        label, attr, scale, unit = CHART_METRICS[self.metric.currentIndex()]
+        label, attr, scale, unit = CHART_METRICS[self.metric_box.currentIndex()]
         self.plot.setLabel("left", f"{label} ({unit})" if unit else label)
         if self.rows is None:
             self.plot.setTitle("Convert to compare<br>the precisions")

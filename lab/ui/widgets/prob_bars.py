@@ -16,6 +16,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QColor
 
+from lab.ui import theme as lab_theme
+
 RAW = QColor(110, 140, 190)
 PROC = QColor(240, 140, 40)
 CHOSEN = QColor(40, 170, 80)
@@ -135,8 +137,8 @@ class CandidateBars(pg.GraphicsLayoutWidget):
             self.cum.addItem(pg.InfiniteLine(pos=cut - 0.5, angle=0,
                                              pen=pg.mkPen((200, 40, 40), width=2, style=Qt.DashLine)))
         if cumulative:
-            self.cum.plot(np.asarray(cumulative[:n]), y, pen=pg.mkPen((90, 90, 90), width=2), symbol="o",
-                          symbolSize=4, symbolBrush=(90, 90, 90))
+            self.cum.plot(np.asarray(cumulative[:n]), y, pen=pg.mkPen(lab_theme.tone("muted"), width=2), symbol="o",
+                          symbolSize=4, symbolBrush=lab_theme.tone("muted"))
         if top_p is not None and top_p < 1.0:
             self.cum.addItem(pg.InfiniteLine(pos=top_p, angle=90, pen=pg.mkPen((200, 40, 40), width=1),
                                              label=f"p={top_p:g}", labelOpts={"position": 0.97, "color": (200, 40, 40)}))
@@ -188,15 +190,16 @@ class DrawStrip(_FixedPlot):
                 continue
             color = CHOSEN if c.chosen else (PROC if i % 2 == 0 else PROC.darker(125))
             self.addItem(pg.BarGraphItem(x0=[x], y=[0.5], height=[0.8], width=[c.prob], brush=color,
-                                         pen=pg.mkPen((255, 255, 255), width=0.5)))
+                                         pen=pg.mkPen(lab_theme.plot_colors()[0], width=0.5)))
             x += c.prob
         if x < 1.0 - 1e-6:
             self.addItem(pg.BarGraphItem(x0=[x], y=[0.5], height=[0.8], width=[1.0 - x], brush=REMOVED.lighter(115),
                                          pen=pg.mkPen(None)))
         if draw is not None:
-            self.addItem(pg.InfiniteLine(pos=draw.u, angle=90, pen=pg.mkPen((20, 20, 20), width=3),
+            self.addItem(pg.InfiniteLine(pos=draw.u, angle=90, pen=pg.mkPen(lab_theme.tone("ink"), width=3),
                                          label=f"u = {draw.u:.3f}",
-                                         labelOpts={"position": 0.85, "color": (20, 20, 20), "fill": (255, 255, 255, 200)}))
+                                         labelOpts={"position": 0.85, "color": lab_theme.tone("ink"),
+                                                    "fill": pg.mkColor(lab_theme.plot_colors()[0])}))
 
 
 class StepChart(pg.GraphicsLayoutWidget):
@@ -266,7 +269,7 @@ class StepChart(pg.GraphicsLayoutWidget):
         self.ent.setXRange(0.5, max(self._n, 10) + 0.5, padding=0)
         if not self._n:
             what = "entropy and P(EOS) of each new token" if p_eos is not None else "entropy of each fill"
-            hint = pg.TextItem(f"{what} appear here as you step", color=(120, 120, 120), anchor=(0, 0.5))
+            hint = pg.TextItem(f"{what} appear here as you step", color=lab_theme.tone("faint"), anchor=(0, 0.5))
             hint.setPos(0.7, 0.5)
             self.ent.setYRange(0, 1, padding=0)
             self.ent.addItem(hint)

@@ -15,6 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSizePolicy, QTabWidget
 
 from lab.core import scaling as sc
+from lab.ui import theme as lab_theme
 from lab.ui.theme import small_font, title_size
 from lab.ui.widgets.log_plot import Marker, log_plot
 from lab.ui.widgets.plot_grid import PlotGrid
@@ -94,17 +95,22 @@ class ScalingPlots(QTabWidget):
     def _known_items(self, known: list) -> None:
         """Known models on the frontier plots: filled = compute reported, hollow = estimated (6ND)."""
         fmt = self._fmt
+        ink = lab_theme.tone("ink")
+        self._known_marks, self._known_texts = [], []
         rep = [m for m in known if m.compute_kind == "reported"]
         est = [m for m in known if m.compute_kind == "estimated"]
         for plot, attr in ((self.plot_fn, "params"), (self.plot_fd, "tokens")):
-            for group, name, brush in ((rep, "known: compute reported", "#333"),
-                                       (est, "known: compute estimated (6ND)", None)):
+            for group, name, filled in ((rep, "known: compute reported", True),
+                                        (est, "known: compute estimated (6ND)", False)):
                 if not group:
                     continue
-                plot.plot([m.compute_flops for m in group], [getattr(m, attr) for m in group], pen=None,
-                          symbol="d", symbolSize=9, symbolBrush=brush, symbolPen=pg.mkPen("#333"), name=name)
+                item = plot.plot([m.compute_flops for m in group], [getattr(m, attr) for m in group], pen=None,
+                                 symbol="d", symbolSize=9, symbolBrush=ink if filled else None,
+                                 symbolPen=pg.mkPen(ink), name=name)
+                self._known_marks.append((item, filled))
             for m in rep + est:
-                t = pg.TextItem(m.name, color="#555", anchor=(0, 1))
+                t = pg.TextItem(m.name, color=lab_theme.tone("muted"), anchor=(0, 1))
+                self._known_texts.append(t)
                 t.setFont(small_font(0.8))
                 t.setPos(math.log10(m.compute_flops), math.log10(getattr(m, attr)))
                 t.setToolTip(f"{m.name}: N {fmt(m.params)} ({m.params_kind}; {m.params_source})\n"
@@ -112,6 +118,16 @@ class ScalingPlots(QTabWidget):
                              f"C {fmt(m.compute_flops)} ({m.compute_kind}; {m.compute_source})")
                 plot.addItem(t)
         self.known_plotted = len(rep) + len(est)
+        lab_theme.notifier().changed.connect(self._retheme)
+
+    def _retheme(self, _mode: str = "") -> None:
+        """Known models drawn once: their ink follows a theme switch."""
+        ink = lab_theme.tone("ink")
+        for item, filled in self._known_marks:
+            item.setSymbolBrush(ink if filled else None)
+            item.setSymbolPen(pg.mkPen(ink))
+        for t in self._known_texts:
+            t.setColor(lab_theme.tone("muted"))
 
     # ------------------------------------------------------------------ law curves
     def draw_laws(self, laws: list, law_key: str) -> None:

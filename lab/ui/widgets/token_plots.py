@@ -13,6 +13,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QColor, QFont
 
+from lab.ui import theme as lab_theme
+
 DIVERGING = "CET-D1"
 SEQUENTIAL = "viridis"
 
@@ -136,7 +138,7 @@ class ScatterView(pg.PlotWidget):
             color = "#d03030" if i == selected else ("#1f6fe0" if prompt else "#9a9a9a")
             spots.append({"pos": (float(x), float(y)), "size": 10 if prompt else 6,
                           "brush": pg.mkBrush(color), "pen": pg.mkPen(None)})
-            text = pg.TextItem(_short(lab, 14), color=QColor("#1b1b1b" if prompt else "#777777"), anchor=(0, 1))
+            text = pg.TextItem(_short(lab, 14), color=QColor(lab_theme.tone("ink" if prompt else "faint")), anchor=(0, 1))
             f = QFont()
             f.setBold(prompt)
             text.setFont(f)
@@ -146,7 +148,7 @@ class ScatterView(pg.PlotWidget):
         for i, j in enumerate(of):
             if j >= 0:
                 ln = pg.PlotDataItem([coords[j][0], coords[i][0]], [coords[j][1], coords[i][1]],
-                                     pen=pg.mkPen("#cccccc", width=1))
+                                     pen=pg.mkPen(lab_theme.tone("edge"), width=1))
                 self.addItem(ln)
                 self.lines.append(ln)
         self.scatter.setData(spots)

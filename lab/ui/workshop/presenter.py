@@ -26,6 +26,7 @@ def set_large_fonts(on: bool, app: Optional[QApplication] = None) -> None:
     if not isinstance(base, QFont):
         base = QFont(app.font())
         app.setProperty("tvlab_base_font", base)
+    old = app.font().pointSizeF()
     font = QFont(base)
     if on:
         size = base.pointSizeF() if base.pointSizeF() > 0 else 10.0
@@ -33,7 +34,9 @@ def set_large_fonts(on: bool, app: Optional[QApplication] = None) -> None:
     app.setFont(font)
     app.setProperty("tvlab_large_fonts", bool(on))
     lab_settings.settings().setValue("presenter/large_fonts", bool(on))
-    lab_theme.restyle_plots()      # plot titles, axis labels and ticks follow the font
+    new = font.pointSizeF()
+    # plot titles, axis labels and ticks follow the font
+    lab_theme.restyle_plots(new / old if old > 0 and new > 0 else 1.0)
     lab_theme.notifier().changed.emit(lab_theme.current())
 
 
