@@ -76,7 +76,8 @@ def _check(panel, pid: str, where: str, strict: bool) -> tuple[list[str], list[s
 
     scrolls = [f"{where}: {m}" for m in fit_check.horizontal_scrolls(panel)]
     rest = [f"{where}: {m}" for m in fit_check.data_outside(panel) + fit_check.text_cut(panel)]
-    return (scrolls + rest, []) if strict else (rest, scrolls)
+    allowed = [f"{m} (allowed below {FIT_SIZE[0]}x{FIT_SIZE[1]})" for m in scrolls]
+    return (scrolls + rest, []) if strict else (rest, allowed)
 
 
 def _slug(text: str) -> str:
@@ -139,7 +140,11 @@ def run(args) -> int:
         problems.extend(p for p in found if p not in problems)
         notes.extend(n for n in noted if n not in notes)
 
+    hidden = {pid for pid, d in win.docks.items() if d.isHidden()} if args.presenter else set()
     for pid, panel in win.panels.items():
+        if pid in hidden:
+            notes.append(f"{pid}: hidden in the presenter layout")
+            continue
         if not win.show_panel(pid):
             continue
         shoot(panel, pid, pid)
@@ -175,7 +180,7 @@ def run(args) -> int:
         for f in files:
             print(f)
         for n in notes:
-            print(f"note (below {FIT_SIZE[0]}x{FIT_SIZE[1]}): {n}")
+            print(f"note: {n}")
         for p in problems:
             print(f"problem: {p}")
     if problems:

@@ -85,7 +85,7 @@ class PanelScroll(QScrollArea):
 
     def eventFilter(self, obj, event):
         if obj is self.widget() and event.type() == QEvent.LayoutRequest:
-            QTimer.singleShot(0, self._fit)
+            QTimer.singleShot(0, self, self._fit)     # dropped if this scroll area is gone
         return False
 
 
@@ -240,7 +240,7 @@ class MainWindow(QMainWindow):
     def resizeEvent(self, event):
         super().resizeEvent(event)
         self._laid_out_size = self.size()
-        QTimer.singleShot(0, self._keep_side_width)   # after the dock layout took the new size
+        QTimer.singleShot(0, self, self._keep_side_width)   # after the dock layout took the new size
 
     def eventFilter(self, obj, event):
         # A side dock resized with the mouse button held while the window keeps its size:

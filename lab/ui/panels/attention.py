@@ -375,7 +375,7 @@ class AttentionPanel(Panel):
                                   keep_view=self._shown_key is not None and self._shown_key[:2] == key[:2]
                                   and self._shown_key[4] == key[4])
         self.head_view.plot.setTitle(f"{STACK_LABELS.get(sel.stack, sel.stack)} — layer {sel.layer}, head {sel.head}",
-                                     size="10pt")
+                                     size=lab_theme.title_size(1.1))
         self.head_view.set_selected_row(sel.token - ro)
         self._shown_key = key
 
@@ -433,7 +433,7 @@ class AttentionPanel(Panel):
                 title = {"mean": "mean over heads", "max": "max over heads",
                          "rollout": f"rollout through layers 0–{sel.layer}"}[how]
                 self.agg_view.plot.setTitle(f"{STACK_LABELS.get(sel.stack, sel.stack)} — layer {sel.layer}, {title}",
-                                            size="10pt")
+                                            size=lab_theme.title_size(1.1))
 
             self._compute(f"agg:{sel.stack}:{sel.layer}:{how}", lambda: tr.aggregate(sel.stack, sel.layer, how),
                           draw, heavy)

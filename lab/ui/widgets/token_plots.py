@@ -37,7 +37,7 @@ class MatrixView(pg.GraphicsLayoutWidget):
         super().__init__(parent=parent)
         self.setMinimumHeight(180)
         self.plot = self.addPlot(row=0, col=0)
-        self.plot.setTitle(title, size="9pt")
+        self.plot.setTitle(title, size=lab_theme.title_size())
         self.plot.invertY(True)
         self.plot.setMenuEnabled(False)
         self.image = pg.ImageItem(axisOrder="row-major")
@@ -49,7 +49,7 @@ class MatrixView(pg.GraphicsLayoutWidget):
         self.bars = None
         if bars:
             self.bars_plot = self.addPlot(row=0, col=1)
-            self.bars_plot.setTitle("norm", size="9pt")
+            self.bars_plot.setTitle("norm", size=lab_theme.title_size())
             self.bars_plot.invertY(True)
             self.bars_plot.setYLink(self.plot)
             self.bars_plot.getAxis("left").setStyle(showValues=False)

@@ -304,7 +304,7 @@ class PositionsView(QWidget):
 
     def show_positions(self, pos) -> None:
         """``pos``: a lab.core.embeddings positional-encoding result."""
-        self.matrix.plot.setTitle(self.TITLES.get(pos.kind, pos.kind), size="9pt")
+        self.matrix.plot.setTitle(self.TITLES.get(pos.kind, pos.kind), size=lab_theme.title_size())
         rows = [str(i) for i in range(pos.matrix.shape[0])]
         self.matrix.set_matrix(pos.matrix, rows, signed=True, x_title=pos.feature_label, y_title="position",
                                max_row_ticks=12)
