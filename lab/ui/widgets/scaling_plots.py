@@ -55,6 +55,8 @@ class ScalingPlots(QTabWidget):
         # frontier
         self.plot_fn = log_plot("Compute-optimal parameters", "compute C (FLOPs)", "parameters N")
         self.plot_fd = log_plot("Compute-optimal tokens", "compute C (FLOPs)", "tokens D")
+        for p in (self.plot_fn, self.plot_fd):      # the frontier rises: its empty corner is bottom right
+            p.getPlotItem().legend.setOffset((-5, -5))
         self.addTab(PlotGrid([self.plot_fn, self.plot_fd], PLOT_WIDTH), "Frontier && known models")
         # runs
         self.plot_runs = log_plot("Your runs and the fitted law", "parameters N", "loss (nats)", sparse=True)
