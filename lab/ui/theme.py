@@ -71,8 +71,8 @@ def _palette(spec: dict) -> QPalette:
 
 # Semantic colours per effective theme; dark ones are lighter so they read on #2b2d31.
 _TONES = {
-    "light": {"warn": "#b36b00", "error": "#c62828", "good": "#2e7d4f", "muted": "#5f6368",
-              "faint": "#80868b", "accent": "#e04050", "ink": "#1b1b1b", "banner_bg": "#fff3cd",
+    "light": {"warn": "#c77700", "error": "#d03030", "good": "#2e8b57", "muted": "#666666",
+              "faint": "#888888", "accent": "#e04050", "ink": "#1b1b1b", "banner_bg": "#fff3cd",
               "banner_fg": "#7a5300", "track": "#ebebeb", "edge": "#787878", "highlight": "#ffc9c9"},
     "dark": {"warn": "#f0a848", "error": "#ff7b7b", "good": "#5cc98a", "muted": "#aeb2b8",
              "faint": "#969aa1", "accent": "#ff6f80", "ink": "#e8e8e8", "banner_bg": "#4a3f1e",
@@ -198,9 +198,11 @@ def restyle_plots(font_ratio: float = 1.0) -> None:
 def follow_system(app: QApplication, chosen) -> None:
     """Re-apply the "system" theme when the desktop's colour scheme changes while running;
     ``chosen()`` says the user's current choice (only "system" follows)."""
-    hints = QGuiApplication.styleHints()
-    signal = getattr(hints, "colorSchemeChanged", None)
-    if signal is None or app.property("tvlab_follows_system"):
+    try:
+        signal = QGuiApplication.styleHints().colorSchemeChanged
+    except AttributeError:      # Qt before 6.5 tells no scheme change
+        return
+    if app.property("tvlab_follows_system"):
         return
     app.setProperty("tvlab_follows_system", True)
     signal.connect(lambda *_: apply(app, "system") if chosen() == "system" else None)
