@@ -37,6 +37,7 @@ def application(argv: Optional[list[str]] = None) -> QApplication:
     collect_on_gui_thread(app)
     wheel_guard.install(app)
     lab_theme.apply(app, str(lab_settings.settings().value("theme", "system")))
+    lab_theme.follow_system(app, lambda: str(lab_settings.settings().value("theme", "system")))
     return app
 
 

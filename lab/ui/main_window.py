@@ -41,6 +41,8 @@ from lab.ui.workshop import LessonRunner, LessonsMenu, large_fonts_on, set_large
 AREAS = {"left": Qt.LeftDockWidgetArea, "right": Qt.RightDockWidgetArea,
          "top": Qt.TopDockWidgetArea, "bottom": Qt.BottomDockWidgetArea}
 STATE_VERSION = 1
+SIDE_FRACTION = 0.28      # the left docks' share of the default window
+SIDE_MAX_FRACTION = 0.4   # a small window never gives the side docks more than this
 P = TypeVar("P", bound=Panel)
 
 
@@ -65,11 +67,17 @@ class PanelScroll(QScrollArea):
             return
         hint = panel.minimumSizeHint().expandedTo(panel.minimumSize())
         view = self.maximumViewportSize()
+        lay = panel.layout()
+        if lay is not None and lay.hasHeightForWidth():
+            # wrapped labels take more lines when narrow: their height is not in the minimum,
+            # and without it the views below would be drawn over
+            hint.setHeight(max(hint.height(), lay.minimumHeightForWidth(max(view.width(), hint.width()))))
         need_h = hint.height() > view.height()
         need_v = hint.width() > view.width()
         w = view.width() - (self.verticalScrollBar().sizeHint().width() if need_h else 0)
+        w = max(w, hint.width())
         h = view.height() - (self.horizontalScrollBar().sizeHint().height() if need_v else 0)
-        panel.resize(max(w, hint.width()), max(h, hint.height()))
+        panel.resize(w, max(h, hint.height()))
 
     def resizeEvent(self, event):
         super().resizeEvent(event)
@@ -77,7 +85,7 @@ class PanelScroll(QScrollArea):
 
     def eventFilter(self, obj, event):
         if obj is self.widget() and event.type() == QEvent.LayoutRequest:
-            QTimer.singleShot(0, self._fit)
+            QTimer.singleShot(0, self, self._fit)     # dropped if this scroll area is gone
         return False
 
 
@@ -127,6 +135,14 @@ class MainWindow(QMainWindow):
         self._default_layout()
         self._default_state = None          # taken at the first show, once sizes are real
         self._restored = False
+        # The side docks keep the width the user gave them; extra width goes to the main
+        # views. None until the window is first laid out.
+        self._side_width: Optional[int] = None
+        self._placing = False               # True while the window itself moves the docks
+        self._laid_out_size = None
+        self._state_before_presenter: Optional[QByteArray] = None
+        for dock in self.docks.values():
+            dock.installEventFilter(self)
         self._build_status_bar()
         self._build_menus()
         self.session.model_changed.connect(self._show_model)
@@ -188,10 +204,76 @@ class MainWindow(QMainWindow):
         w, h = max(self.width(), 800), max(self.height(), 600)
         left, right = by_area.get("left", []), by_area.get("right", [])
         if left and right:
-            self.resizeDocks([left[0], right[0]], [int(w * 0.28), int(w * 0.72)], Qt.Horizontal)
+            self._side_width = int(w * SIDE_FRACTION)
+            self._placing = True
+            self.resizeDocks([left[0], right[0]], [self._side_width, w - self._side_width], Qt.Horizontal)
+            self._placing = False
         vertical = [(d, int(h * 0.25)) for d in by_area.get("top", [])] + [(d, int(h * 0.3)) for d in by_area.get("bottom", [])]
         if vertical:
             self.resizeDocks([d for d, _ in vertical], [s for _, s in vertical], Qt.Vertical)
+
+    def _side_dock(self) -> Optional[QDockWidget]:
+        """The front dock of the left area, where the side panels (Model, Lessons) live."""
+        shown = [d for d in self.docks.values() if not d.isHidden() and not d.isFloating()
+                 and self.dockWidgetArea(d) == Qt.LeftDockWidgetArea]
+        front = [d for d in shown if not d.visibleRegion().isEmpty()]
+        return (front or shown or [None])[0]
+
+    def side_width(self) -> Optional[int]:
+        """The width the side docks keep when the window is resized."""
+        return self._side_width
+
+    def _keep_side_width(self) -> None:
+        dock = self._side_dock()
+        if dock is None or self._side_width is None:
+            return
+        target = min(self._side_width, int(self.width() * SIDE_MAX_FRACTION))
+        others = [d for d in self.docks.values() if not d.isHidden() and not d.isFloating()
+                  and self.dockWidgetArea(d) == Qt.RightDockWidgetArea]
+        if abs(dock.width() - target) > 1 and others:
+            self._placing = True
+            try:   # Qt moves a separator only given the docks on both of its sides
+                self.resizeDocks([dock, others[0]], [target, self.width() - target], Qt.Horizontal)
+            finally:
+                self._placing = False
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        self._laid_out_size = self.size()
+        QTimer.singleShot(0, self, self._keep_side_width)   # after the dock layout took the new size
+
+    def eventFilter(self, obj, event):
+        # A side dock resized with the mouse button held while the window keeps its size:
+        # the user dragged the separator; that width is the one to keep.
+        if (event.type() == QEvent.Resize and not self._placing and isinstance(obj, QDockWidget)
+                and QApplication.mouseButtons() & Qt.LeftButton
+                and self._laid_out_size == self.size() and obj is self._side_dock() and obj.isVisible()):
+            self._side_width = obj.width()
+        return super().eventFilter(obj, event)
+
+    def set_presenter_layout(self, on: bool) -> None:
+        """Presenter layout: the side docks hidden so the main views take the whole width
+        (the fonts are the workshop's, lab.ui.workshop.presenter); off puts back the
+        layout from before."""
+        if on == (self._state_before_presenter is not None):
+            return
+        self._placing = True
+        try:
+            if on:
+                self._state_before_presenter = self.saveState(STATE_VERSION)
+                for cls in self.docked_classes():
+                    if cls.area == "left":
+                        self.docks[cls.panel_id].hide()
+            else:
+                state, self._state_before_presenter = self._state_before_presenter, None
+                self.restoreState(state, STATE_VERSION)
+        finally:
+            self._placing = False
+        if not on:
+            self._keep_side_width()
+
+    def presenter_layout_shown(self) -> bool:
+        return self._state_before_presenter is not None
 
     def showEvent(self, event):
         super().showEvent(event)
@@ -229,6 +311,7 @@ class MainWindow(QMainWindow):
         return [pid for pid, d in self.docks.items() if d.isVisible() and not d.visibleRegion().isEmpty()]
 
     def reset_layout(self) -> None:
+        self._state_before_presenter = None
         if self._default_state is not None and not self._restored:
             self.restoreState(self._default_state, STATE_VERSION)
         else:
@@ -389,7 +472,12 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geo)
         state = s.value("window_state")
         if isinstance(state, QByteArray):
+            self._placing = True
             self._restored = self.restoreState(state, STATE_VERSION)
+            self._placing = False
+        side = s.value("side_width")
+        if side is not None and str(side).isdigit():
+            self._side_width = int(side)
         theme = s.value("theme", "system")
         for act in self.theme_group.actions():
             act.setChecked(act.data() == theme)
@@ -397,7 +485,10 @@ class MainWindow(QMainWindow):
     def save_settings(self) -> None:
         s = lab_settings.settings()
         s.setValue("geometry", self.saveGeometry())
-        s.setValue("window_state", self.saveState(STATE_VERSION))
+        # the layout the user made, never the presenter's (side docks hidden)
+        s.setValue("window_state", self._state_before_presenter or self.saveState(STATE_VERSION))
+        if self._side_width is not None:
+            s.setValue("side_width", int(self._side_width))
         s.sync()
 
     def closeEvent(self, event):

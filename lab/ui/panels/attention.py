@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 from lab.core import trace as core_trace
 from lab.core.resources import resource
 from lab.core.trace import STACK_LABELS, display_tokens, hide_first_token, word_token
+from lab.ui import theme as lab_theme
 from lab.ui.controllers.interventions import InterventionController
 from lab.ui.panels.base import Panel
 from lab.ui.widgets.attention_views import AggregatesPage, LensPage, LinesPage, ModelView
@@ -145,7 +146,7 @@ class AttentionPanel(Panel):
         self.banner.hide()
         self.note = QLabel()
         self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: #666;")
+        lab_theme.tint(self.note, "muted")
 
         # views
         self.tabs = QTabWidget()
@@ -422,7 +423,7 @@ class AttentionPanel(Panel):
                                   keep_view=self._shown_key is not None and self._shown_key[:2] == key[:2]
                                   and self._shown_key[4] == key[4])
         self.head_view.plot.setTitle(f"{STACK_LABELS.get(sel.stack, sel.stack)} — layer {sel.layer}, head {sel.head}",
-                                     size="10pt")
+                                     size=lab_theme.title_size(1.1))
         self.head_view.set_selected_row(sel.token - ro)
         self._shown_key = key
 
@@ -480,7 +481,7 @@ class AttentionPanel(Panel):
                 title = {"mean": "mean over heads", "max": "max over heads",
                          "rollout": f"rollout through layers 0–{sel.layer}"}[how]
                 self.agg_view.plot.setTitle(f"{STACK_LABELS.get(sel.stack, sel.stack)} — layer {sel.layer}, {title}",
-                                            size="10pt")
+                                            size=lab_theme.title_size(1.1))
 
             self._compute(f"agg:{sel.stack}:{sel.layer}:{how}", lambda: tr.aggregate(sel.stack, sel.layer, how),
                           draw, heavy)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Optional
 
-from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from lab.core.sampling import SamplingSettings
+from lab.ui import theme as lab_theme
 from lab.ui.controllers.decoding import DecodeController
 from lab.ui.panels.base import Panel
 from lab.ui.widgets.control_names import name_buttons, name_tabs
@@ -122,7 +123,7 @@ class DecodingPanel(Panel):
         self.status.setWordWrap(True)
         self.note = QLabel()
         self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: #c77700;")
+        lab_theme.tint(self.note, "warn")
         self.note.hide()
 
         self.text = DecodeText()
@@ -136,6 +137,7 @@ class DecodingPanel(Panel):
         self.step_title = QLabel()
         self.step_title.setWordWrap(True)
         self.step_title.setStyleSheet("font-weight: bold;")
+        self._fit_step_title()
 
         # right-hand tabs: waterfall, branches, prompt helper
         self.waterfall = WaterfallView()
@@ -183,6 +185,16 @@ class DecodingPanel(Panel):
 
     def sizeHint(self) -> QSize:
         return QSize(900, 860)
+
+    def _fit_step_title(self) -> None:
+        """Room for the step's title on two lines: a wrapped label's height is not in the
+        layout's minimum, and the bars below would be drawn over."""
+        self.step_title.setMinimumHeight(2 * self.step_title.fontMetrics().lineSpacing() + 2)
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.FontChange:
+            self._fit_step_title()
 
     # --- settings -----------------------------------------------------------------------
     def settings(self) -> SamplingSettings:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
 from lab.core import models
 from lab.core.units import format_bytes, format_count
 from lab.ui import settings as lab_settings
+from lab.ui import theme as lab_theme
 from lab.ui.panels.base import Panel
 
 
@@ -41,6 +43,10 @@ class ModelPanel(Panel):
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Model", "Size"])
         self.tree.setRootIsDecorated(True)
+        # long names are cut short with "…" (the tooltip has them whole), never scrolled sideways
+        self.tree.header().setStretchLastSection(False)
+        self.tree.header().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.tree.header().setSectionResizeMode(1, QHeaderView.ResizeToContents)
         self.tree.itemDoubleClicked.connect(lambda *_: self.load_selected())
         self.open_button = QPushButton("Open folder…")
         self.open_button.clicked.connect(self.choose_folder)
@@ -62,10 +68,10 @@ class ModelPanel(Panel):
         self.dtype.currentIndexChanged.connect(self._update_note)
         self.note = QLabel()
         self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: #c77700;")
+        lab_theme.tint(self.note, "warn")
         self.error = QLabel()
         self.error.setWordWrap(True)
-        self.error.setStyleSheet("color: #d03030;")
+        lab_theme.tint(self.error, "error")
         self.error.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.error.hide()
         self.card_view = QTextBrowser()
@@ -308,5 +314,5 @@ def card_html(card) -> str:
         shown = ", ".join(modules[:4]) + (f" … (+{len(modules) - 4})" if len(modules) > 4 else "")
         rows.append((f"On {dev}", f"{len(modules)} modules: {shown}"))
     body = "".join(f"<tr><td><b>{escape(k)}</b></td><td>{escape(v)}</td></tr>" for k, v in rows)
-    notes = "".join(f"<p style='color:#c77700'>{escape(n)}</p>" for n in card.notes)
+    notes = "".join(f"<p style='color:{lab_theme.tone('warn')}'>{escape(n)}</p>" for n in card.notes)
     return f"<h3>{escape(card.name)}</h3><table cellspacing=4>{body}</table>{notes}"

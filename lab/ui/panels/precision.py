@@ -40,6 +40,7 @@ from lab.core.devices import device_memory
 from lab.core.errors import LabError
 from lab.core.units import format_bytes, number_or_none
 from lab.ui import settings as lab_settings
+from lab.ui import theme as lab_theme
 from lab.ui.controllers.conversion import ConversionController, default_folder
 from lab.ui.controllers.formats import FormatsController
 from lab.ui.panels.base import Panel
@@ -55,6 +56,10 @@ VIEWS = ("convert", "memory", "formats")
 
 COLUMNS = ["Precision", "File", "vs fp32", "Params", "Run mem", "Latency med / p95",
            "Max |Δlogit|", "Mean |Δlogit|", "Top-1", "KL (nats)", "Perplexity (Δ)", "NaN / inf"]
+# Column headers on two lines, so the numbers, not the headers, set the columns' widths.
+HEADERS = {"Latency med / p95": "Latency\nmed / p95", "Max |Δlogit|": "Max\n|Δlogit|",
+           "Mean |Δlogit|": "Mean\n|Δlogit|", "KL (nats)": "KL\n(nats)", "Perplexity (Δ)": "Perplexity\n(Δ)",
+           "NaN / inf": "NaN /\ninf", "Run mem": "Run\nmem", "vs fp32": "vs\nfp32"}
 COLUMN_TIPS = ["", "Model file plus external data, on disk", "File size / fp32 file size",
                "Bytes of all initializers (weights, scales, zero points)",
                "Resident memory added by creating an onnxruntime session and running it once",
@@ -178,24 +183,22 @@ class PrecisionPanel(Panel):
         self.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.message.hide()
 
+        # The form sits above the results, so the table and the chart get the whole width.
+        prec_row.insertWidget(prec_row.count() - 1, self.per_channel)
+        folder_row.addLayout(buttons)
         form = QFormLayout()
         form.addRow("Precisions", prec_row)
-        form.addRow("", self.per_channel)
         form.addRow("Folder", folder_row)
-        left = QWidget()
-        llay = QVBoxLayout(left)
+        top = QWidget()
+        llay = QVBoxLayout(top)
         llay.setContentsMargins(0, 0, 0, 0)
         llay.addLayout(form)
-        llay.addLayout(buttons)
         llay.addWidget(self.progress_bar)
         llay.addWidget(self.stage)
         llay.addWidget(self.message)
-        llay.addStretch(1)
-        left.setMinimumWidth(260)
-        left.setMaximumWidth(360)
 
         self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setHorizontalHeaderLabels([HEADERS.get(c, c) for c in COLUMNS])
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.NoSelection)
@@ -210,6 +213,7 @@ class PrecisionPanel(Panel):
         chart = self.chart = PrecisionChart()
 
         results = QSplitter(Qt.Horizontal)
+        results.setChildrenCollapsible(False)
         table_box = QWidget()
         tlay = QVBoxLayout(table_box)
         tlay.setContentsMargins(0, 0, 0, 0)
@@ -224,10 +228,10 @@ class PrecisionPanel(Panel):
         results.setSizes([1000, 360])
 
         page = QWidget()
-        row = QHBoxLayout(page)
-        row.setContentsMargins(2, 2, 2, 2)
-        row.addWidget(left)
-        row.addWidget(results, 1)
+        col = QVBoxLayout(page)
+        col.setContentsMargins(2, 2, 2, 2)
+        col.addWidget(top)
+        col.addWidget(results, 1)
         return page
 
 
@@ -406,7 +410,7 @@ class PrecisionPanel(Panel):
         self._update_buttons()
 
     def _show_message(self, text: str, error: bool = False) -> None:
-        self.message.setStyleSheet("color: #d03030;" if error else "color: #c77700;")
+        lab_theme.tint(self.message, "error" if error else "warn")
         self.message.setText(text)
         self.message.show()
 
@@ -443,7 +447,7 @@ class PrecisionPanel(Panel):
                  f"Latency: {escape(report.provider)}, {report.threads} thread(s), batch 1 × {report.eval_tokens} "
                  f"tokens of a fixed evaluation text; fidelity against the torch fp32 model on the same text"
                  + (f" (torch perplexity {report.perplexity_torch:.3f})." if report.perplexity_torch else ".")]
-        lines += [f"<span style='color:#c77700'>{escape(n)}</span>" for n in report.notes]
+        lines += [f"<span style='color:{lab_theme.tone('warn')}'>{escape(n)}</span>" for n in report.notes]
         self.summary.setText("<br>".join(lines))
         self.chart.set_rows(report.rows)
 

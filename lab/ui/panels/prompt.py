@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from lab.ui import settings as lab_settings
+from lab.ui import theme as lab_theme
 from lab.ui.panels.base import Panel
 
 
@@ -54,7 +55,7 @@ class PromptPanel(Panel):
         # The hint line keeps its one line of space whether it shows a hint or not, so the
         # views below never jump when one appears; a long hint is cut, whole in the tooltip.
         self.note = QLabel()
-        self.note.setStyleSheet("color: #c77700;")
+        lab_theme.tint(self.note, "warn")
         self.note.setFixedHeight(self.note.fontMetrics().lineSpacing() + 4)
         self.note.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
         self.edit.submitted.connect(self.submit)

@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
@@ -36,12 +35,14 @@ from PySide6.QtWidgets import (
 from lab.core import scaling as sc
 from lab.core.errors import LabError
 from lab.core.units import format_number, number_or_none
+from lab.ui import theme as lab_theme
 from lab.ui.controllers.fit import FitController
 from lab.ui.panels.base import Panel
 from lab.ui.widgets.arithmetic import Arithmetic
+from lab.ui.widgets.column_scroll import ColumnScroll
 from lab.ui.widgets.control_names import name_buttons, name_control
 from lab.ui.widgets.log_slider import LogSlider
-from lab.ui.widgets.scaling_plots import C_RANGE, D_RANGE, N_RANGE, ScalingPlots
+from lab.ui.widgets.scaling_plots import C_RANGE, D_RANGE, N_RANGE, PLOT_WIDTH, ScalingPlots
 
 FIT = FitController.name
 
@@ -77,11 +78,8 @@ class ScalingPanel(Panel):
         self.tabs = self.plots            # the tab widget: lessons and the selftest pick its tabs
         self.tabs.currentChanged.connect(self._draw_markers)
         self.tabs.currentChanged.connect(self._runs_tab_shown)
-        split = QSplitter(Qt.Horizontal)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.controls)
-        scroll.setMinimumWidth(330)
+        split = self._split = QSplitter(Qt.Horizontal)
+        scroll = self._controls_scroll = ColumnScroll(self.controls)
         split.addWidget(scroll)
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -89,7 +87,10 @@ class ScalingPanel(Panel):
         rl.addWidget(self.units_label)
         rl.addWidget(self.tabs, 1)
         split.addWidget(right)
+        split.setChildrenCollapsible(False)
+        split.setStretchFactor(0, 0)       # the controls keep their least width; the plots get the rest
         split.setStretchFactor(1, 1)
+        split.setSizes([scroll.minimumSizeHint().width(), 10_000])
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(split)
@@ -99,6 +100,18 @@ class ScalingPanel(Panel):
 
     def sizeHint(self) -> QSize:
         return QSize(960, 620)          # three plots side by side would otherwise ask for 2,300 px
+
+    def resizeEvent(self, event) -> None:
+        """Narrower than the controls and two plots: the controls go above the plots, so
+        the plots keep room for their titles and axes."""
+        super().resizeEvent(event)
+        need = self._controls_scroll.minimumSizeHint().width() + 2 * PLOT_WIDTH
+        orientation = Qt.Vertical if event.size().width() < need else Qt.Horizontal
+        if self._split.orientation() != orientation:
+            self._split.setOrientation(orientation)
+            first = self._controls_scroll.minimumSizeHint()
+            self._split.setSizes([first.width() if orientation == Qt.Horizontal else
+                                  int(event.size().height() * 0.4), 10_000])
 
     # ------------------------------------------------------------------ controls
     def _build_controls(self) -> None:
@@ -229,7 +242,7 @@ class ScalingPanel(Panel):
         gl.addWidget(self.fit_info)
         self.extrapolation = QLabel()
         self.extrapolation.setWordWrap(True)
-        self.extrapolation.setStyleSheet("color: #c77700;")
+        lab_theme.tint(self.extrapolation, "warn")
         self.extrapolation.hide()
         gl.addWidget(self.extrapolation)
         self.bad_rows = QListWidget()
@@ -241,7 +254,7 @@ class ScalingPanel(Panel):
 
         self.units_label = QLabel()
         self.units_label.setWordWrap(True)
-        self.units_label.setStyleSheet("color: #c77700; font-weight: bold;")
+        lab_theme.tint(self.units_label, "warn", " font-weight: bold;")
         self.units_label.hide()
 
     # ------------------------------------------------------------------ law curves
@@ -304,7 +317,7 @@ class ScalingPanel(Panel):
             f"at {self.mfu.value():.0%} MFU{budget}<br>"
             f"<b>N<sub>opt</sub> = {format_number(a.params)}</b> parameters, <b>D<sub>opt</sub> = {format_number(a.tokens)}</b> tokens "
             f"({a.tokens_per_param:,.1f} tokens/param)<br>predicted loss {a.loss:.3f} nats "
-            f"<span style='color:#888'>({escape(law.name)})</span>")
+            f"<span style='color:{lab_theme.tone('faint')}'>({escape(law.name)})</span>")
         self.optimum_math.set_source(lambda: sc.arithmetic_optimal(law, C))
         self._last_optimum = a
         self._dirty |= {"budget"}
@@ -352,7 +365,7 @@ class ScalingPanel(Panel):
             f"{format_number(sc.gpu_days(C, gpu, mfu))} {gpu}-days at {mfu:.0%} MFU<br>"
             f"{v.tokens_per_param:,.1f} tokens/param (optimum {v.optimal_tokens_per_param:,.1f}): "
             f"<b style='color:{color}'>{v.label}</b> relative to {escape(law.name)}<br>"
-            f"predicted loss {L:.3f} nats<br><span style='color:#888'>{escape(v.explanation)}</span>")
+            f"predicted loss {L:.3f} nats<br><span style='color:{lab_theme.tone('faint')}'>{escape(v.explanation)}</span>")
         self.point_math.set_source(lambda: sc.arithmetic_compute(N, D, gpu, mfu) + "\n"
                                    + sc.arithmetic_loss(law, N, D))
         self._dirty |= {"point"}
@@ -411,11 +424,11 @@ class ScalingPanel(Panel):
         try:
             runs = sc.read_runs(path)
         except LabError as err:
-            self.fit_info.setText(f"<span style='color:#d03030'>{escape(str(err))}</span>")
+            self.fit_info.setText(f"<span style='color:{lab_theme.tone('error')}'>{escape(str(err))}</span>")
             return
         self._show_runs(runs)
         if len(runs) < sc.MIN_RUNS:
-            self.fit_info.setText(f"<span style='color:#d03030'>Need at least {sc.MIN_RUNS} good runs to fit "
+            self.fit_info.setText(f"<span style='color:{lab_theme.tone('error')}'>Need at least {sc.MIN_RUNS} good runs to fit "
                                   f"5 constants; {len(runs)} in {escape(str(path))}.</span>")
             return
         self.start_fit(runs, bootstrap)
@@ -455,7 +468,7 @@ class ScalingPanel(Panel):
 
     def _on_fit_failed(self, message: str) -> None:
         self._fit_finished()
-        self.fit_info.setText(f"<span style='color:#d03030'>{escape(message)}</span>")
+        self.fit_info.setText(f"<span style='color:{lab_theme.tone('error')}'>{escape(message)}</span>")
 
     def _fit_done(self, fit: sc.Fit) -> None:
         self._fit_finished()
@@ -473,8 +486,8 @@ class ScalingPanel(Panel):
             f"{fit.level:.0%} bootstrap intervals ({fit.bootstrap_samples} resamples). "
             f"Frontier N<sub>opt</sub> ∝ C<sup>{g['a']:.2f}</sup>, D<sub>opt</sub> ∝ C<sup>{g['b']:.2f}</sup>.<br>"
             f"Extrapolation check: {escape(hold)}<br>"
-            + "".join(f"<span style='color:#c77700'>Warning: {escape(w)}</span><br>" for w in fit.warnings)
-            + f"<span style='color:#888'>{escape(fit.source)}</span>")
+            + "".join(f"<span style='color:{lab_theme.tone('warn')}'>Warning: {escape(w)}</span><br>" for w in fit.warnings)
+            + f"<span style='color:{lab_theme.tone('faint')}'>{escape(fit.source)}</span>")
         self.plots.draw_fit(fit, self.runs)
         self._update_extrapolation()
         self._dirty.add("point3")
@@ -499,5 +512,5 @@ class ScalingPanel(Panel):
         warn = self.fit.extrapolation_warning(N, D)
         pred = float(self.fit.predict(N, D))
         self.extrapolation.setText(f"Your fit predicts {pred:.3f} nats at N = {format_number(N)}, D = {format_number(D)}. " + warn)
-        self.extrapolation.setStyleSheet("color: #c77700;" if warn else "color: #2e8b57;")
+        lab_theme.tint(self.extrapolation, "warn" if warn else "good")
         self.extrapolation.show()

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QTabWidget,
 
 from lab.core import atomic
 from lab.ui import settings as lab_settings
+from lab.ui import theme as lab_theme
 from lab.ui.panels.base import Panel
 from lab.ui.widgets.control_names import name_tabs
 from lab.ui.widgets.token_plots import MatrixView, ScatterView
@@ -65,7 +66,7 @@ class TokensPanel(Panel):
         self.export_csv_button = QPushButton("Export CSV…")
         self.export_csv_button.setToolTip("Save the data of the current view as CSV")
         self.export_csv_button.clicked.connect(lambda: self._export_dialog("csv"))
-        self.error = note(color="#d03030")
+        self.error = note(tone="error")
         self.error.hide()
         bottom = QHBoxLayout()
         bottom.addWidget(self.error, 1)
@@ -106,7 +107,7 @@ class TokensPanel(Panel):
         self.compare_view.browse_requested.connect(self._browse_compare)
         self.tabs.addTab(self.compare_view, "Compare")
 
-        self.embed_note = note(color="#666666")
+        self.embed_note = note(tone="muted")
         self.embed_view = MatrixView("input embedding rows", bars=True)
         self.tabs.addTab(page((self.embed_note, 0), (self.embed_view, 1)), "Vectors")
 
@@ -115,7 +116,7 @@ class TokensPanel(Panel):
         self.tabs.addTab(self.neighbours_view, "Nearest")
 
         self.proj_view = ScatterView()
-        self.proj_note = note(color="#666666")
+        self.proj_note = note(tone="muted")
         self.tabs.addTab(page((self.proj_view, 1), (self.proj_note, 0)), "PCA")
 
         self.positions_view = PositionsView()
@@ -346,7 +347,7 @@ class TokensPanel(Panel):
         self.session.request("tokens.compare", work, self._compared, self._compare_failed, label="comparing tokenizers")
 
     def _compare_failed(self, message: str) -> None:
-        self.compare_counts.setText(f"<span style='color:#d03030'>{escape(message)}</span>")
+        self.compare_counts.setText(f"<span style='color:{lab_theme.tone('error')}'>{escape(message)}</span>")
 
     def _compared(self, cmp) -> None:
         self.comparison = cmp

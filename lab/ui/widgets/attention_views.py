@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -26,6 +26,8 @@ from PySide6.QtWidgets import (
 )
 
 from lab.core.trace import display_token
+from lab.ui import theme as lab_theme
+from lab.ui.theme import title_size
 from lab.ui.widgets import plot_export
 from lab.ui.widgets.heatmap import Heatmap, attention_colormap, attention_lut, token_plot
 
@@ -200,8 +202,9 @@ class EntropyPlot(pg.PlotWidget):
         plot_export.attach(self, "entropy")
         self.setMouseEnabled(x=False, y=False)
         self.setLabel("bottom", "head")
-        self.setLabel("left", "entropy (nats)")
-        self.setMinimumHeight(170)
+        self.setLabel("left", "H (nats)")
+        self.getPlotItem().getAxis("left").enableAutoSIPrefix(False)   # nats, never "(x0.001)"
+        self._fit_height()
         self.setTitle("Per-head entropy: low = sharp, high = diffuse")
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8)
         self.addItem(self.bars)
@@ -209,6 +212,18 @@ class EntropyPlot(pg.PlotWidget):
         self.addItem(self.uniform_line)
         self.heads = 0
         self.getPlotItem().scene().sigMouseClicked.connect(self._clicked)
+
+    def _fit_height(self) -> None:
+        """Tall enough for the left axis label, its title and the head numbers."""
+        plot = self.getPlotItem()
+        label = plot.getAxis("left").label.boundingRect().width()
+        title = plot.titleLabel.item.boundingRect().height()
+        self.setMinimumHeight(int(max(170, label + title + 3 * self.fontMetrics().height() + 20)))
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.FontChange:
+            self._fit_height()
 
     def set_entropy(self, values: np.ndarray, groups: list[list[int]], selected: int, uniform: float,
                     layer: int) -> None:
@@ -221,9 +236,10 @@ class EntropyPlot(pg.PlotWidget):
         self.uniform_line.setValue(uniform)
         self.setYRange(0, max(uniform, float(np.max(values))) * 1.1, padding=0)
         self.setXRange(-0.6, H - 0.4, padding=0)
-        self.setTitle(f"Per-head entropy, layer {layer}: low = sharp, high = diffuse; "
-                      f"dashed = uniform attention ({uniform:.2f} nats)", size="9pt")
+        self.setTitle(f"Per-head entropy, layer {layer}: low = sharp, high = diffuse<br>"
+                      f"dashed = uniform attention ({uniform:.2f} nats)", size=title_size())
         self.heads = H
+        self._fit_height()
 
     def _clicked(self, event) -> None:
         vb = self.getPlotItem().getViewBox()
@@ -261,6 +277,7 @@ class LensTable(QTableWidget):
                     item = QTableWidgetItem(f"{t}  {layer.top_probs[c]:.1%}")
                     if layer.top_ids[c] == lens.final_id:
                         item.setBackground(QColor(255, 200, 120))
+                        item.setForeground(QColor("#1b1b1b"))     # dark text on the light mark, in any theme
                     item.setToolTip(f"id {layer.top_ids[c]}, probability {layer.top_probs[c]:.4f}")
                     self.setItem(r, 1 + c, item)
             rank = QTableWidgetItem(f"{layer.final_rank:,}")
@@ -284,7 +301,7 @@ class LensPage(QWidget):
         source = QLabel("Logit lens (nostalgebraist 2020): each layer's hidden state through the "
                         "model's own final norm and output head; the last layer is not normed twice.")
         source.setWordWrap(True)
-        source.setStyleSheet("color: #666;")
+        lab_theme.tint(source, "muted")
         lay.addWidget(source)
 
     def set_lens(self, lens, encoder_only: bool) -> None:

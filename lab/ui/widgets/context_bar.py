@@ -5,6 +5,8 @@ from PySide6.QtCore import QRectF, QSize
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from lab.ui import theme as lab_theme
+
 
 class ContextBar(QWidget):
     """How much of the context window the instruction, examples and query take."""
@@ -29,13 +31,13 @@ class ContextBar(QWidget):
     def paintEvent(self, event) -> None:
         p = QPainter(self)
         r = self.rect().adjusted(0, 2, -1, -2)
-        p.fillRect(r, QColor(235, 235, 235))
+        p.fillRect(r, QColor(lab_theme.tone("track")))
         total = self.context or max(1, sum(self.counts.values()))
         x = float(r.left())
         for name, n in self.counts.items():
             w = r.width() * min(1.0, n / total)
             p.fillRect(QRectF(x, r.top(), w, r.height()), self.COLORS.get(name, QColor(150, 150, 150)))
             x += w
-        p.setPen(QColor(120, 120, 120))
+        p.setPen(QColor(lab_theme.tone("edge")))
         p.drawRect(r)
         p.end()

@@ -6,9 +6,10 @@ from html import escape
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QTextBrowser
 
+from lab.ui import theme as lab_theme
 from lab.ui.widgets.prob_bars import prob_color
 
-_WRAP = "<div style='font-size:13pt; line-height:150%'>{}</div>"
+_WRAP = "<div style='font-size:x-large; line-height:150%'>{}</div>"   # follows presenter fonts
 
 
 class DecodeText(QTextBrowser):
@@ -27,9 +28,9 @@ class DecodeText(QTextBrowser):
     def show_decode(self, snap) -> None:
         """A ``DecodeSnapshot``: the focused step is underlined."""
         focus = snap.focus_step
-        parts = [f'<span style="color:#888">{escape("".join(snap.prompt_tokens))}</span>']
+        parts = [f'<span style="color:{lab_theme.tone("faint")}">{escape("".join(snap.prompt_tokens))}</span>']
         if snap.seq2seq:
-            parts.append('<br><span style="color:#888">→ </span>')
+            parts.append(f'<br><span style="color:{lab_theme.tone("faint")}">→ </span>')
         for i, item in enumerate(snap.timeline):
             bg = prob_color(item.raw_prob).name()
             border = "border-bottom: 3px solid #f08c28;" if i + 1 == focus else ""
@@ -37,7 +38,7 @@ class DecodeText(QTextBrowser):
             tip = (f"step {i + 1}: {item.token!r} · raw p {item.raw_prob:.3f} · processed p {item.prob:.3f} · "
                    f"{item.how}")
             deco = "text-decoration: underline;" if i + 1 == focus else "text-decoration: none;"
-            parts.append(f'<a href="s{i}" title="{escape(tip)}" style="color:#000;{deco}">'
+            parts.append(f'<a href="s{i}" title="{escape(tip)}" style="color:{lab_theme.tone("ink")};{deco}">'
                          f'<span style="background:{bg};{border}">{tok}</span></a>')
         self.setHtml(_WRAP.format("".join(parts)))
         bar = self.verticalScrollBar()
@@ -58,9 +59,9 @@ class DecodeText(QTextBrowser):
                     bg = prob_color(ch.raw_prob if ch else 0.5).name()
                     html = f'<span style="background:{bg}">{escape(tok)}</span>'
                 deco = "underline" if k == snap.focus else "none"
-                parts.append(f'<a href="m{k}" style="color:#000; text-decoration:{deco}">{html}</a> ')
+                parts.append(f'<a href="m{k}" style="color:{lab_theme.tone("ink")}; text-decoration:{deco}">{html}</a> ')
             else:
-                parts.append(f'<span style="color:#555">{escape(tok)}</span> ')
+                parts.append(f'<span style="color:{lab_theme.tone("muted")}">{escape(tok)}</span> ')
         self.setHtml(_WRAP.format("".join(parts)))
 
     def _anchor(self, url) -> None:

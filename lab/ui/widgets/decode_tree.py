@@ -14,7 +14,12 @@ class DecodeTree(QTreeWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setHeaderLabels(["branch", "tokens", "log p", "settings"])
-        self.header().setSectionResizeMode(0, QHeaderView.Stretch)
+        # the text and the settings share the width; the numbers take what they need
+        header = self.header()
+        header.setStretchLastSection(False)
+        for col, mode in enumerate((QHeaderView.Stretch, QHeaderView.ResizeToContents,
+                                    QHeaderView.ResizeToContents, QHeaderView.Stretch)):
+            header.setSectionResizeMode(col, mode)
         self.itemClicked.connect(self._clicked)
         self.setToolTip("Each run of tokens between branching points; click one to switch to it (instant).")
 

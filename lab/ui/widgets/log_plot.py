@@ -7,7 +7,10 @@ from typing import Optional
 import pyqtgraph as pg
 from PySide6.QtWidgets import QSizePolicy
 
+from lab.ui.theme import title_size
 from lab.ui.widgets import plot_export
+
+HOLLOW_EDGE = "#8a8a8a"     # a grey that reads on the light and the dark plot backgrounds
 
 
 class Marker:
@@ -16,7 +19,7 @@ class Marker:
 
     def __init__(self, plot: pg.PlotWidget, color: str = "#e04050", hollow: bool = False):
         self.item = pg.TargetItem(pos=(0, 0), size=11, symbol="o", movable=False,
-                                  pen=pg.mkPen("k" if hollow else color, width=2),
+                                  pen=pg.mkPen(HOLLOW_EDGE if hollow else color, width=2),
                                   brush=None if hollow else pg.mkBrush(color))
         self.item.setZValue(20)
         self.item.hide()
@@ -51,13 +54,13 @@ def log_plot(title: str, x: str, y: str, sparse: bool = False) -> pg.PlotWidget:
                       if sparse else None)
     plot_export.attach(w, "scaling")
     p = w.getPlotItem()
-    p.setTitle(title, size="10pt")
+    p.setTitle(title, size=title_size(1.1))
     w.setToolTip(title)
     p.setLabel("bottom", x)
     p.setLabel("left", y)
     p.setLogMode(True, True)
     p.showGrid(True, True, alpha=0.2)
-    p.addLegend(offset=(-5, 5), labelTextSize="8pt")
+    p.addLegend(offset=(-5, 5), labelTextSize=title_size(0.85))
     for ax in ("bottom", "left"):
         p.getAxis(ax).enableAutoSIPrefix(False)     # log axes read 1e9, not 0.001 x1e+12
     # Long titles must not set the plot's minimum width: plots side by side share the space.

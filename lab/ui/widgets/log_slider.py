@@ -7,6 +7,8 @@ from typing import Callable, Optional
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QSlider, QWidget
 
+from lab.ui import theme as lab_theme
+
 SLIDER_STEPS = 100                                         # per decade
 
 
@@ -66,7 +68,7 @@ class LogSlider(QWidget):
     def _from_edit(self) -> None:
         v = self._parse(self.edit.text())
         if v is None:
-            self.edit.setStyleSheet("color: #d03030;")
+            lab_theme.tint(self.edit, "error")
             self.edit.setToolTip(f"{self.edit.text()!r} is not a positive number")
             return
         self.set_value(v)

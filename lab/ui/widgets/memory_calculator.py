@@ -27,14 +27,18 @@ from PySide6.QtWidgets import (
 from lab.core import memory as mem
 from lab.core.errors import LabError
 from lab.core.units import format_bytes
+from lab.ui import theme as lab_theme
 from lab.ui.widgets import plot_export
 from lab.ui.widgets.control_names import name_buttons, name_control
 
 #: Memory sizes to compare with when no GPU is detected (bytes, decimal GB as sold).
-#: Verdict colours: only "fits" is green; "at the limit" and "unknown" are a warning.
-VERDICT_COLORS = {"fits": "#2e8b57", "at the limit": "#c77700", "unknown": "#c77700", "does not fit": "#d03030"}
+#: Verdict tones (lab.ui.theme): only "fits" is good; "at the limit" and "unknown" are a warning.
+VERDICT_TONES = {"fits": "good", "at the limit": "warn", "unknown": "warn", "does not fit": "error"}
 GPU_PRESETS = [("16 GB (T4, V100 16 GB)", 16e9), ("24 GB (RTX 4090, A10)", 24e9), ("40 GB (A100 40 GB)", 40e9),
                ("80 GB (A100 / H100 80 GB)", 80e9), ("141 GB (H200)", 141e9)]
+
+
+RESULTS_CHARS = 44     # the results column's least width, in average characters
 
 
 class MemoryCalculator(QWidget):
@@ -113,28 +117,30 @@ class MemoryCalculator(QWidget):
         self.device_note = QLabel()
         self.device_note.setWordWrap(True)
         form.addRow("", self.device_note)
+        # The results read under the form, as wide as it (RESULTS_CHARS characters at
+        # least, so no label breaks inside a word); the chart takes the rest of the width.
+        self.calc_view = QTextBrowser()
         left = QWidget()
         llay = QVBoxLayout(left)
         llay.setContentsMargins(0, 0, 0, 0)
         llay.addLayout(form)
-        llay.addStretch(1)
-        left.setMaximumWidth(460)
+        llay.addWidget(self.calc_view, 1)
+        self.calc_view.setMinimumWidth(self.fontMetrics().averageCharWidth() * RESULTS_CHARS)
 
-        self.calc_view = QTextBrowser()
         self.calc_plot = pg.PlotWidget()
         self.calc_plot.setMouseEnabled(x=False, y=False)
         self.calc_plot.hideButtons()
         plot_export.attach(self.calc_plot, "memory")
-        self.calc_plot.setMinimumWidth(220)
+        self.calc_plot.setMinimumWidth(200)
         self.calc_plot.setLabel("left", "GB")
         split = QSplitter(Qt.Horizontal)
-        split.addWidget(self.calc_view)
+        split.setChildrenCollapsible(False)
+        split.addWidget(left)
         split.addWidget(self.calc_plot)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         row = QHBoxLayout(self)
         row.setContentsMargins(2, 2, 2, 2)
-        row.addWidget(left)
         row.addWidget(split, 1)
         self._fill_devices()
         self.update_calculator()
@@ -242,7 +248,7 @@ class MemoryCalculator(QWidget):
                                activations=a["activations"])
         except LabError as err:
             self.estimate = None
-            self.calc_view.setHtml(f"<p style='color:#d03030'>{escape(str(err))}</p>")
+            self.calc_view.setHtml(f"<p style='color:{lab_theme.tone('error')}'>{escape(str(err))}</p>")
             return
         self.estimate = est
         self.shape_note.setText(self._shape_text(a))
@@ -272,7 +278,7 @@ class MemoryCalculator(QWidget):
         if fits:
             name = escape(a["device_name"].split(" (detected)")[0].split(" — ")[0])
             for k, v in fits.items():
-                parts.append(f"<p style='color:{VERDICT_COLORS[v['status']]}'><b>Does it fit on {name}? "
+                parts.append(f"<p style='color:{lab_theme.tone(VERDICT_TONES[v['status']])}'><b>Does it fit on {name}? "
                              f"{k.capitalize()}: {escape(v['verdict'])}</b></p>")
         parts += [
             f"<table cellspacing=0 cellpadding=3 border=1><tr><th></th>{head}</tr>"
@@ -348,7 +354,8 @@ class MemoryCalculator(QWidget):
                                       label=f"device {dev:.0f} GB", labelOpts=dict(position=0.8, color="#d03030")))
             p.setTitle(None)
         elif dev:
-            p.setTitle(f"<span style='color:#2e8b57'>device: {dev:.0f} GB, far above these bars</span>")
+            good = lab_theme.tone("good")
+            p.setTitle(f"<span style='color:{good}'>device: {dev:.0f} GB,<br>far above these bars</span>")
         # the course's rule of thumb beside the training bar: one story, not a contradiction
         p.addItem(pg.PlotCurveItem(x=[-0.35, 0.35], y=[rule, rule],
                                    pen=pg.mkPen(pg.getConfigOption("foreground"), width=2, style=Qt.DotLine)))

@@ -29,7 +29,7 @@ class PrecisionChart(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.rows = None          # the report's rows; None before any conversion
-        self.metric_box = QComboBox()
+        self.metric_box = QComboBox()      # not "metric": that name is QWidget.metric(), which Qt calls
         for label, *_ in CHART_METRICS:
             self.metric_box.addItem(label)
         self.metric_box.currentIndexChanged.connect(self.redraw)

@@ -13,9 +13,10 @@ from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QColor
 
+from lab.ui import theme as lab_theme
 from lab.ui.widgets import plot_export
 
 RAW = QColor(110, 140, 190)
@@ -29,6 +30,17 @@ def prob_color(p: float) -> QColor:
     p = max(1e-4, min(1.0, float(p)))
     t = (np.log10(p) + 4) / 4          # 1e-4 -> 0, 1 -> 1
     return QColor.fromHsvF(0.33 * t, 0.55, 0.95)
+
+
+def fit_axis_labels(plot: pg.PlotItem) -> None:
+    """A plot at least as wide as its bottom label and as tall as its left label (at the
+    font in use: call again after a font change)."""
+    for side, across, setter in (("bottom", "left", plot.setMinimumWidth), ("left", "bottom", plot.setMinimumHeight)):
+        ax, other = plot.getAxis(side), plot.getAxis(across)
+        if ax.isVisible() and ax.labelText:
+            room = (other.fixedWidth or other.boundingRect().width()) if side == "bottom" else \
+                (other.fixedHeight or other.boundingRect().height())
+            setter(ax.label.boundingRect().width() + (room if other.isVisible() else 0) + 20)
 
 
 def _short(token: str, n: int = 14) -> str:
@@ -58,7 +70,7 @@ class CandidateBars(pg.GraphicsLayoutWidget):
             p.hideButtons()
             p.invertY(True)
             p.showGrid(x=True, alpha=0.15)
-        self.bars.setLabel("bottom", "probability  (blue: raw · orange: after the processors)")
+        self.bars.setLabel("bottom", "probability (blue: raw · orange: processed)")
         self.cum.setLabel("bottom", "cumulative (top-p)")
         self.cum.setYLink(self.bars)
         self.cum.getAxis("left").setStyle(showValues=False)
@@ -74,6 +86,17 @@ class CandidateBars(pg.GraphicsLayoutWidget):
         self.setMinimumHeight(260)
         self.setAccessibleName("Candidate probabilities")
         self.setAccessibleDescription("No candidates yet")
+        self._fit_labels()
+
+    def _fit_labels(self) -> None:
+        fit_axis_labels(self.cum)
+        fit_axis_labels(self.bars)
+        self.setMinimumWidth(int(self.bars.minimumWidth() + self.cum.minimumWidth() + 10))
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.FontChange:
+            self._fit_labels()
 
     def clear_bars(self) -> None:
         for it in self._items:
@@ -121,8 +144,8 @@ class CandidateBars(pg.GraphicsLayoutWidget):
             self.cum.addItem(pg.InfiniteLine(pos=cut - 0.5, angle=0,
                                              pen=pg.mkPen((200, 40, 40), width=2, style=Qt.DashLine)))
         if cumulative:
-            self.cum.plot(np.asarray(cumulative[:n]), y, pen=pg.mkPen((90, 90, 90), width=2), symbol="o",
-                          symbolSize=4, symbolBrush=(90, 90, 90))
+            self.cum.plot(np.asarray(cumulative[:n]), y, pen=pg.mkPen(lab_theme.tone("muted"), width=2), symbol="o",
+                          symbolSize=4, symbolBrush=lab_theme.tone("muted"))
         if top_p is not None and top_p < 1.0:
             self.cum.addItem(pg.InfiniteLine(pos=top_p, angle=90, pen=pg.mkPen((200, 40, 40), width=1),
                                              label=f"p={top_p:g}", labelOpts={"position": 0.97, "color": (200, 40, 40)}))
@@ -161,7 +184,7 @@ class DrawStrip(_FixedPlot):
         super().__init__(parent)
         self.getAxis("left").setStyle(showValues=False)
         self.getAxis("left").setWidth(120)
-        self.setLabel("bottom", "cumulative processed probability: the draw picks the slice it lands in")
+        self.setLabel("bottom", "cumulative p: the draw picks the slice it lands in")
         self.setXRange(0, 1, padding=0.01)
         self.setYRange(0, 1, padding=0)
         self.setFixedHeight(78)
@@ -176,15 +199,16 @@ class DrawStrip(_FixedPlot):
                 continue
             color = CHOSEN if c.chosen else (PROC if i % 2 == 0 else PROC.darker(125))
             self.addItem(pg.BarGraphItem(x0=[x], y=[0.5], height=[0.8], width=[c.prob], brush=color,
-                                         pen=pg.mkPen((255, 255, 255), width=0.5)))
+                                         pen=pg.mkPen(lab_theme.plot_colors()[0], width=0.5)))
             x += c.prob
         if x < 1.0 - 1e-6:
             self.addItem(pg.BarGraphItem(x0=[x], y=[0.5], height=[0.8], width=[1.0 - x], brush=REMOVED.lighter(115),
                                          pen=pg.mkPen(None)))
         if draw is not None:
-            self.addItem(pg.InfiniteLine(pos=draw.u, angle=90, pen=pg.mkPen((20, 20, 20), width=3),
+            self.addItem(pg.InfiniteLine(pos=draw.u, angle=90, pen=pg.mkPen(lab_theme.tone("ink"), width=3),
                                          label=f"u = {draw.u:.3f}",
-                                         labelOpts={"position": 0.85, "color": (20, 20, 20), "fill": (255, 255, 255, 200)}))
+                                         labelOpts={"position": 0.85, "color": lab_theme.tone("ink"),
+                                                    "fill": pg.mkColor(lab_theme.plot_colors()[0])}))
 
 
 class StepChart(pg.GraphicsLayoutWidget):
@@ -215,8 +239,21 @@ class StepChart(pg.GraphicsLayoutWidget):
         self._n = 0
         self._marker = None
         self.scene().sigMouseClicked.connect(self._clicked)
-        self.setFixedHeight(170)
         self.setAccessibleName("Entropy and P(end of sequence) per step")
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """Tall enough that each row holds its axis label, at any font size."""
+        need = [self.ent.getAxis("left").label.boundingRect().width() + 14]
+        if self.eos.isVisible():
+            need.append(self.eos.getAxis("left").label.boundingRect().width() + 14)
+        bottom = self.eos.getAxis("bottom") if self.eos.isVisible() else self.ent.getAxis("bottom")
+        self.setFixedHeight(int(sum(max(n, 60) for n in need) + bottom.height() + 20))
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.FontChange:
+            self._fit_height()
 
     def set_steps(self, entropy: list[float], p_eos: Optional[list[float]], tokens: list[str], current: int,
                   x_label: str = "generated token") -> None:
@@ -224,7 +261,7 @@ class StepChart(pg.GraphicsLayoutWidget):
         self.ent.clear()
         self.eos.clear()
         self.eos.setVisible(p_eos is not None)
-        self.setFixedHeight(170 if p_eos is not None else 105)
+        self._fit_height()
         axis = self.eos if p_eos is not None else self.ent
         self.ent.getAxis("bottom").setStyle(showValues=p_eos is None)
         self.ent.setLabel("bottom", x_label if p_eos is None else None)
@@ -248,7 +285,7 @@ class StepChart(pg.GraphicsLayoutWidget):
         self.ent.setXRange(0.5, max(self._n, 10) + 0.5, padding=0)
         if not self._n:
             what = "entropy and P(EOS) of each new token" if p_eos is not None else "entropy of each fill"
-            hint = pg.TextItem(f"{what} appear here as you step", color=(120, 120, 120), anchor=(0, 0.5))
+            hint = pg.TextItem(f"{what} appear here as you step", color=lab_theme.tone("faint"), anchor=(0, 0.5))
             hint.setPos(0.7, 0.5)
             self.ent.setYRange(0, 1, padding=0)
             self.ent.addItem(hint)

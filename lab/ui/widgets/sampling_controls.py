@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from lab.core.sampling import GREEDY, SAMPLE, SOURCE, SamplingSettings
+from lab.ui import theme as lab_theme
 
 
 class SamplingControls(QWidget):
@@ -57,7 +58,7 @@ class SamplingControls(QWidget):
         self.fill_order.addItem("most confident first", "most-confident")
         self.defaults_label = QLabel()
         self.defaults_label.setWordWrap(True)
-        self.defaults_label.setStyleSheet("color: #666;")
+        lab_theme.tint(self.defaults_label, "muted")
         self.defaults_label.setToolTip(SOURCE)
         self.use_defaults = QPushButton("Model defaults")
         self.use_defaults.setToolTip("Put back the model's own generation settings")
@@ -165,5 +166,5 @@ class SamplingControls(QWidget):
         for w in (self.top_k, self.top_p, self.min_p):
             w.setEnabled(sampling_on)
         self.temp_note.setText("0 = greedy" + (" → greedy now" if sampling_on and s.temperature == 0 else ""))
-        self.temp_note.setStyleSheet("color: #c77700;" if sampling_on and s.temperature == 0 else "color: #666;")
+        lab_theme.tint(self.temp_note, "warn" if sampling_on and s.temperature == 0 else "muted")
         self.changed.emit()

@@ -12,13 +12,15 @@ from typing import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QHBoxLayout, QTabWidget, QWidget
+from PySide6.QtWidgets import QSizePolicy, QTabWidget
 
 from lab.core import scaling as sc
+from lab.ui import theme as lab_theme
+from lab.ui.theme import small_font, title_size
 from lab.ui.widgets import plot_export
 from lab.ui.widgets.control_names import name_tabs
 from lab.ui.widgets.log_plot import Marker, log_plot
+from lab.ui.widgets.plot_grid import PlotGrid
 
 LAW_COLORS = {"kaplan": "#d1495b", "chinchilla-1": "#edae49", "chinchilla-3": "#00798c",
               "epoch": "#6a4c93", "fit": "#2e8b57"}
@@ -26,6 +28,13 @@ ISO_BUDGETS = [10.0 ** e for e in range(18, 27)]          # FLOPs, one iso-FLOP 
 C_RANGE = (18.0, 27.0)                                     # log10 FLOPs on the compute slider
 N_RANGE = (6.0, 13.0)                                      # log10 parameters
 D_RANGE = (7.0, 14.0)                                      # log10 tokens
+PLOT_WIDTH = 290        # px a plot needs for its title, axes and a law's legend
+RUNS_WIDTH = 400        # the runs and residual plots' titles are longer
+
+
+def legend_name(name: str) -> str:
+    """A law's name on two lines in a legend ("Chinchilla approaches 1/2<br>(20 tokens/param)")."""
+    return name.replace(" (", "<br>(", 1)
 
 
 class ScalingPlots(QTabWidget):
@@ -36,47 +45,37 @@ class ScalingPlots(QTabWidget):
     def __init__(self, known: list, fmt: Callable[[float], str], parent=None):
         super().__init__(parent)
         self._fmt = fmt
-        # loss vs N, D, C
-        w = QWidget()
-        h = QHBoxLayout(w)
-        h.setContentsMargins(0, 0, 0, 0)
+        # loss vs N, D, C: side by side while each gets PLOT_WIDTH px, else wrapped
         self.plot_n = log_plot("L(N), unlimited data", "parameters N", "loss (nats)")
         self.plot_d = log_plot("L(D), unlimited model", "tokens D", "loss (nats)")
         self.plot_c = log_plot("L(C), optimal allocation", "compute C (FLOPs)", "loss (nats)")
-        for p in (self.plot_n, self.plot_d, self.plot_c):
-            h.addWidget(p)
-        self.addTab(w, "Loss vs N, D, C")
+        self.addTab(PlotGrid([self.plot_n, self.plot_d, self.plot_c], PLOT_WIDTH), "Loss vs N, D, C")
         # iso-FLOP
-        self.plot_iso = log_plot("Iso-FLOP curves: loss vs N at fixed compute (★ = the law's optimum)",
+        self.plot_iso = log_plot("Iso-FLOP curves: loss vs N<br>at fixed compute (★ = the law's optimum)",
                                  "parameters N", "loss (nats)")
         self.addTab(self.plot_iso, "Iso-FLOP")
         # frontier
-        w = QWidget()
-        h = QHBoxLayout(w)
-        h.setContentsMargins(0, 0, 0, 0)
         self.plot_fn = log_plot("Compute-optimal parameters", "compute C (FLOPs)", "parameters N")
         self.plot_fd = log_plot("Compute-optimal tokens", "compute C (FLOPs)", "tokens D")
-        h.addWidget(self.plot_fn)
-        h.addWidget(self.plot_fd)
-        self.addTab(w, "Frontier && known models")
+        for p in (self.plot_fn, self.plot_fd):      # the frontier rises: its empty corner is bottom right
+            p.getPlotItem().legend.setOffset((-5, -5))
+        self.addTab(PlotGrid([self.plot_fn, self.plot_fd], PLOT_WIDTH), "Frontier && known models")
         # runs
-        w = QWidget()
-        h = QHBoxLayout(w)
-        h.setContentsMargins(0, 0, 0, 0)
         self.plot_runs = log_plot("Your runs and the fitted law", "parameters N", "loss (nats)", sparse=True)
         self.plot_resid = pg.PlotWidget()
         plot_export.attach(self.plot_resid, "residuals")
         rp = self.plot_resid.getPlotItem()
-        rp.setTitle("Residuals: log(observed) − log(fitted)")
+        rp.setTitle("Residuals:<br>log(observed) − log(fitted)", size=title_size(1.1))
         rp.setLabel("bottom", "compute C (FLOPs)")
         rp.setLabel("left", "log residual")
         rp.setLogMode(True, False)
         rp.getAxis("bottom").enableAutoSIPrefix(False)
+        rp.getAxis("left").enableAutoSIPrefix(False)      # a short label: "(x0.001)" would not fit
         rp.showGrid(True, True, alpha=0.2)
         rp.addLine(y=0, pen=pg.mkPen("#888", style=Qt.DashLine))
-        h.addWidget(self.plot_runs, 3)
-        h.addWidget(self.plot_resid, 2)
-        self.addTab(w, "Your runs")
+        self.plot_resid.setMinimumSize(160, 160)
+        self.plot_resid.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Expanding)
+        self.addTab(PlotGrid([self.plot_runs, self.plot_resid], RUNS_WIDTH), "Your runs")
         name_tabs(self)
 
         # markers that move with the sliders (created once)
@@ -102,24 +101,39 @@ class ScalingPlots(QTabWidget):
     def _known_items(self, known: list) -> None:
         """Known models on the frontier plots: filled = compute reported, hollow = estimated (6ND)."""
         fmt = self._fmt
+        ink = lab_theme.tone("ink")
+        self._known_marks, self._known_texts = [], []
         rep = [m for m in known if m.compute_kind == "reported"]
         est = [m for m in known if m.compute_kind == "estimated"]
         for plot, attr in ((self.plot_fn, "params"), (self.plot_fd, "tokens")):
-            for group, name, brush in ((rep, "known: compute reported", "#333"),
-                                       (est, "known: compute estimated (6ND)", None)):
+            for group, name, filled in ((rep, "known: compute reported", True),
+                                        (est, "known: compute estimated (6ND)", False)):
                 if not group:
                     continue
-                plot.plot([m.compute_flops for m in group], [getattr(m, attr) for m in group], pen=None,
-                          symbol="d", symbolSize=9, symbolBrush=brush, symbolPen=pg.mkPen("#333"), name=name)
+                item = plot.plot([m.compute_flops for m in group], [getattr(m, attr) for m in group], pen=None,
+                                 symbol="d", symbolSize=9, symbolBrush=ink if filled else None,
+                                 symbolPen=pg.mkPen(ink), name=name)
+                self._known_marks.append((item, filled))
             for m in rep + est:
-                t = pg.TextItem(m.name, color="#555", anchor=(0, 1))
-                t.setFont(QFont("sans", 7))
+                t = pg.TextItem(m.name, color=lab_theme.tone("muted"), anchor=(0, 1))
+                self._known_texts.append(t)
+                t.setFont(small_font(0.8))
                 t.setPos(math.log10(m.compute_flops), math.log10(getattr(m, attr)))
                 t.setToolTip(f"{m.name}: N {fmt(m.params)} ({m.params_kind}; {m.params_source})\n"
                              f"D {fmt(m.tokens)} ({m.tokens_kind}; {m.tokens_source})\n"
                              f"C {fmt(m.compute_flops)} ({m.compute_kind}; {m.compute_source})")
                 plot.addItem(t)
         self.known_plotted = len(rep) + len(est)
+        lab_theme.notifier().changed.connect(self._retheme)
+
+    def _retheme(self, _mode: str = "") -> None:
+        """Known models drawn once: their ink follows a theme switch."""
+        ink = lab_theme.tone("ink")
+        for item, filled in self._known_marks:
+            item.setSymbolBrush(ink if filled else None)
+            item.setSymbolPen(pg.mkPen(ink))
+        for t in self._known_texts:
+            t.setColor(lab_theme.tone("muted"))
 
     # ------------------------------------------------------------------ law curves
     def draw_laws(self, laws: list, law_key: str) -> None:
@@ -141,12 +155,12 @@ class ScalingPlots(QTabWidget):
             if law.kind == "ratio" and len(laws) > 1:
                 pass   # same loss curves as approach 3: drawn once, under chinchilla-3
             else:
-                add(self.plot_n, N, sc.loss_vs_params(law, N), pen=pen, name=law.name)
-                add(self.plot_d, D, sc.loss_vs_tokens(law, D), pen=pen, name=law.name)
-            add(self.plot_c, C, sc.loss_vs_compute(law, C), pen=pen, name=law.name)
+                add(self.plot_n, N, sc.loss_vs_params(law, N), pen=pen, name=legend_name(law.name))
+                add(self.plot_d, D, sc.loss_vs_tokens(law, D), pen=pen, name=legend_name(law.name))
+            add(self.plot_c, C, sc.loss_vs_compute(law, C), pen=pen, name=legend_name(law.name))
             fr = sc.frontier(law, C)
-            add(self.plot_fn, C, fr["params"], pen=pen, name=law.name)
-            add(self.plot_fd, C, fr["tokens"], pen=pen, name=law.name)
+            add(self.plot_fn, C, fr["params"], pen=pen, name=legend_name(law.name))
+            add(self.plot_fd, C, fr["tokens"], pen=pen, name=legend_name(law.name))
         # iso-FLOP family for the chosen law
         law = sc.get_law(law_key)
         color = pg.mkColor(LAW_COLORS.get(law.key, "#444"))
@@ -160,7 +174,7 @@ class ScalingPlots(QTabWidget):
             opt_n.append(cur["opt_params"])
             opt_l.append(cur["opt_loss"])
         add(self.plot_iso, opt_n, opt_l, pen=pg.mkPen(color, width=1, style=Qt.DotLine), symbol="star",
-            symbolSize=12, symbolBrush=color, name=f"{law.name} optimum")
+            symbolSize=12, symbolBrush=color, name=f"{legend_name(law.name)} optimum")
 
     # ------------------------------------------------------------------ markers
     def move_budget(self, tab: int, law, compute_flops: float) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QColor, QFont
 
+from lab.ui import theme as lab_theme
 from lab.ui.widgets import plot_export
 
 DIVERGING = "CET-D1"
@@ -37,7 +38,7 @@ class MatrixView(pg.GraphicsLayoutWidget):
         super().__init__(parent=parent)
         self.setMinimumHeight(180)
         self.plot = self.addPlot(row=0, col=0)
-        self.plot.setTitle(title, size="9pt")
+        self.plot.setTitle(title, size=lab_theme.title_size())
         self.plot.invertY(True)
         self.plot.setMenuEnabled(False)
         plot_export.attach(self, "tokens")
@@ -50,7 +51,7 @@ class MatrixView(pg.GraphicsLayoutWidget):
         self.bars = None
         if bars:
             self.bars_plot = self.addPlot(row=0, col=1)
-            self.bars_plot.setTitle("norm", size="9pt")
+            self.bars_plot.setTitle("norm", size=lab_theme.title_size())
             self.bars_plot.invertY(True)
             self.bars_plot.setYLink(self.plot)
             self.bars_plot.getAxis("left").setStyle(showValues=False)
@@ -140,7 +141,7 @@ class ScatterView(pg.PlotWidget):
             color = "#d03030" if i == selected else ("#1f6fe0" if prompt else "#9a9a9a")
             spots.append({"pos": (float(x), float(y)), "size": 10 if prompt else 6,
                           "brush": pg.mkBrush(color), "pen": pg.mkPen(None)})
-            text = pg.TextItem(_short(lab, 14), color=QColor("#1b1b1b" if prompt else "#777777"), anchor=(0, 1))
+            text = pg.TextItem(_short(lab, 14), color=QColor(lab_theme.tone("ink" if prompt else "faint")), anchor=(0, 1))
             f = QFont()
             f.setBold(prompt)
             text.setFont(f)
@@ -150,7 +151,7 @@ class ScatterView(pg.PlotWidget):
         for i, j in enumerate(of):
             if j >= 0:
                 ln = pg.PlotDataItem([coords[j][0], coords[i][0]], [coords[j][1], coords[i][1]],
-                                     pen=pg.mkPen("#cccccc", width=1))
+                                     pen=pg.mkPen(lab_theme.tone("edge"), width=1))
                 self.addItem(ln)
                 self.lines.append(ln)
         self.scatter.setData(spots)

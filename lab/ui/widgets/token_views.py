@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from lab.ui import theme as lab_theme
 from lab.ui.widgets.control_names import name_buttons
 from lab.ui.widgets.token_chips import MAX_CHIPS, SourceText, TokenChips
 from lab.ui.widgets.token_plots import LayerLine, MatrixView
@@ -49,14 +50,15 @@ def table(headers: list[str]) -> QTableWidget:
     return t
 
 
-def note(text: str = "", color: str = "") -> QLabel:
-    """A wrapped rich-text label (callers escape() any user text)."""
+def note(text: str = "", tone: str = "") -> QLabel:
+    """A wrapped rich-text label (callers escape() any user text), coloured with a theme
+    tone ("muted", "warn", "error"...)."""
     lab = QLabel(text)
     lab.setTextFormat(Qt.RichText)
     lab.setWordWrap(True)
     lab.setTextInteractionFlags(Qt.TextSelectableByMouse)
-    if color:
-        lab.setStyleSheet(f"color: {color};")
+    if tone:
+        lab_theme.tint(lab, tone)
     return lab
 
 
@@ -74,11 +76,11 @@ class TokensView(QWidget):
         super().__init__(parent)
         self.counts = QLabel("No model loaded.")
         self.counts.setWordWrap(True)
-        self.family = note(color="#666666")
+        self.family = note(tone="muted")
         self.context_bar = QProgressBar()
         self.context_bar.setTextVisible(True)
         self.context_bar.setMaximumHeight(18)
-        self.context_warning = note(color="#d03030")
+        self.context_warning = note(tone="error")
         self.context_warning.hide()
         self.readable = QCheckBox("Readable spaces (␣ ↵ instead of Ġ ▁ ##)")
         self.show_ids = QCheckBox("Ids on chips")
@@ -90,7 +92,7 @@ class TokensView(QWidget):
         self.chip_scroll.setWidgetResizable(True)
         self.chip_scroll.setWidget(self.chips)
         self.chip_scroll.setMinimumHeight(120)
-        self.chips_note = note(color="#c77700")
+        self.chips_note = note(tone="warn")
         self.chips_note.hide()
         self.source = SourceText()
         self.source.setMaximumHeight(64)
@@ -202,7 +204,7 @@ class CompareView(QWidget):
         lay.addWidget(self.table, 1)
         lay.addWidget(note("Rows in colour are cut differently by the two tokenizers; white rows are one "
                            "identical-span token each. Only the tokenizer of the second model is read.",
-                           "#666666"))
+                           "muted"))
 
     def clear(self, model_name: str = "model A") -> None:
         self.table.setRowCount(0)
@@ -258,7 +260,7 @@ class NeighboursView(QWidget):
         lay.addWidget(self.outputs_label)
         lay.addWidget(self.outputs, 1)
         lay.addWidget(note("Cosine similarity of embedding rows over the whole vocabulary (top 10); "
-                           "a random-init model gives random neighbours.", "#666666"))
+                           "a random-init model gives random neighbours.", "muted"))
 
     def show_neighbours(self, i: int, label: str, groups: list) -> None:
         """``groups``: the input neighbours, then the output ones when the embeddings are untied."""
@@ -293,7 +295,7 @@ class PositionsView(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.note = note()
-        self.source = note(color="#666666")
+        self.source = note(tone="muted")
         self.matrix = MatrixView("position encoding")
         self.similarity = MatrixView("cosine similarity of positions")
         lay = QVBoxLayout(self)
@@ -305,7 +307,7 @@ class PositionsView(QWidget):
 
     def show_positions(self, pos) -> None:
         """``pos``: a lab.core.embeddings positional-encoding result."""
-        self.matrix.plot.setTitle(self.TITLES.get(pos.kind, pos.kind), size="9pt")
+        self.matrix.plot.setTitle(self.TITLES.get(pos.kind, pos.kind), size=lab_theme.title_size())
         rows = [str(i) for i in range(pos.matrix.shape[0])]
         self.matrix.set_matrix(pos.matrix, rows, signed=True, x_title=pos.feature_label, y_title="position",
                                max_row_ticks=12)
@@ -377,7 +379,7 @@ class ContextView(QWidget):
         self.run_requested.emit()
 
     def show_error(self, message: str) -> None:
-        self.note.setText(f"<span style='color:#d03030'>{escape(message)}</span>")
+        self.note.setText(f"<span style='color:{lab_theme.tone('error')}'>{escape(message)}</span>")
 
     def show_result(self, cs) -> None:
         """``cs``: a lab.core.embeddings context-similarity result."""

@@ -11,7 +11,14 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
 from lab.ui import settings as lab_settings
 from lab.ui.workshop.export import export_to
-from lab.ui.workshop.presenter import HIGH_CONTRAST, large_fonts_shown, reset_everything, set_large_fonts
+from lab.ui.workshop.presenter import (
+    HIGH_CONTRAST,
+    large_fonts_shown,
+    presenter_layout_shown,
+    reset_everything,
+    set_large_fonts,
+    set_presenter_layout,
+)
 
 if TYPE_CHECKING:
     from lab.ui.main_window import MainWindow
@@ -57,15 +64,18 @@ class LessonsMenu(QMenu):
         large = QAction("Presenter: &larger fonts", self, checkable=True)
         large.setChecked(large_fonts_shown())
         large.toggled.connect(lambda on: set_large_fonts(on))
+        layout = QAction("Presenter: &layout (main views large, side docks hidden)", self, checkable=True)
+        layout.setChecked(presenter_layout_shown(window))
+        layout.toggled.connect(lambda on: set_presenter_layout(window, on))
         contrast = QAction("Presenter: &high-contrast theme", self, checkable=True)
         contrast.setChecked(str(lab_settings.settings().value("theme", "system")) == HIGH_CONTRAST)
         contrast.toggled.connect(lambda on: window.set_theme(HIGH_CONTRAST if on else "system"))
         reset = QAction("&Reset everything…", self)
         reset.setToolTip("Default layout, theme and fonts; clear prompt, selection and saved settings")
         reset.triggered.connect(self._confirm_reset)
-        for a in (large, contrast, reset):
+        for a in (large, layout, contrast, reset):
             self.addAction(a)
-        self.presenter_actions = {"large_fonts": large, "high_contrast": contrast}
+        self.presenter_actions = {"large_fonts": large, "layout": layout, "high_contrast": contrast}
         self.addSeparator()
         export = QAction("&Export session…", self)
         export.setToolTip("Save prompt, settings and a picture of every view to a folder with an HTML page")

@@ -1,13 +1,16 @@
-"""Presenter options for a workshop: larger fonts, the high-contrast theme, reset everything."""
+"""Presenter options for a workshop: larger fonts, the presenter layout (main views large,
+side docks hidden, every text scaled), the high-contrast theme, reset everything."""
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Optional
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QTabBar
 
 from lab.ui import settings as lab_settings
+from lab.ui import theme as lab_theme
 
 if TYPE_CHECKING:
     from lab.ui.main_window import MainWindow
@@ -23,6 +26,7 @@ def set_large_fonts(on: bool, app: Optional[QApplication] = None) -> None:
     if not isinstance(base, QFont):
         base = QFont(app.font())
         app.setProperty("tvlab_base_font", base)
+    old = app.font().pointSizeF()
     font = QFont(base)
     if on:
         size = base.pointSizeF() if base.pointSizeF() > 0 else 10.0
@@ -30,6 +34,29 @@ def set_large_fonts(on: bool, app: Optional[QApplication] = None) -> None:
     app.setFont(font)
     app.setProperty("tvlab_large_fonts", bool(on))
     lab_settings.settings().setValue("presenter/large_fonts", bool(on))
+    new = font.pointSizeF()
+    # plot titles, axis labels and ticks follow the font
+    lab_theme.restyle_plots(new / old if old > 0 and new > 0 else 1.0)
+    lab_theme.notifier().changed.emit(lab_theme.current())
+
+
+def show_whole_tabs(window) -> None:
+    """Tab labels are never cut short ("Layers & a…"): the tab bars scroll instead."""
+    for bar in window.findChildren(QTabBar):
+        bar.setElideMode(Qt.ElideNone)
+        bar.setUsesScrollButtons(True)
+
+
+def set_presenter_layout(window: "MainWindow", on: bool) -> None:
+    """The presenter layout: larger fonts everywhere and the main views large (the side
+    docks hidden); off goes back to the normal fonts and the layout from before."""
+    set_large_fonts(on)
+    window.set_presenter_layout(on)
+    show_whole_tabs(window)
+
+
+def presenter_layout_shown(window: "MainWindow") -> bool:
+    return window.presenter_layout_shown()
 
 
 def large_fonts_on() -> bool:
@@ -52,6 +79,7 @@ def reset_everything(window: "MainWindow") -> None:
     s = lab_settings.settings()
     s.clear()
     s.sync()
+    window.set_presenter_layout(False)
     set_large_fonts(False)
     window.set_theme("system")
     window.reset_layout()
