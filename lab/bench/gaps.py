@@ -22,8 +22,12 @@ _LAB = os.sep + "lab" + os.sep
 
 
 def _where(frame) -> str:
-    return f"{frame.f_code.co_filename.split(os.sep + 'site-packages' + os.sep)[-1].split(_LAB)[-1]}" \
-           f":{frame.f_lineno} {frame.f_code.co_name}"
+    path = frame.f_code.co_filename
+    if _LAB in path:
+        path = "lab/" + path.split(_LAB)[-1].replace(os.sep, "/")
+    else:
+        path = path.split(os.sep + "site-packages" + os.sep)[-1]
+    return f"{path}:{frame.f_lineno} {frame.f_code.co_name}"
 
 
 def call_site(frame) -> str:
@@ -38,7 +42,7 @@ def call_site(frame) -> str:
         f = f.f_back
     if lab_frame is None or lab_frame is inner:
         return _where(inner)
-    return f"lab/{_where(lab_frame)} → {_where(inner)}"
+    return f"{_where(lab_frame)} → {_where(inner)}"
 
 
 class GapWatch:
@@ -50,6 +54,9 @@ class GapWatch:
         self.beats: list[float] = []
         self.worst_ms = 0.0
         self.sites: Counter = Counter()         # call site -> ms of blocking charged to it
+        self.gaps: list[tuple[float, str]] = []  # (ms, the site most seen in it), in order
+        self._current: Counter = Counter()
+        self._lock = threading.Lock()
         self._gui = threading.get_ident()
         self._last = time.perf_counter()
         self._timer = QTimer(interval=beat_ms)
@@ -59,7 +66,13 @@ class GapWatch:
 
     def _beat(self) -> None:
         now = time.perf_counter()
-        self.worst_ms = max(self.worst_ms, (now - self._last) * 1000)
+        gap_ms = (now - self._last) * 1000
+        self.worst_ms = max(self.worst_ms, gap_ms)
+        if gap_ms > self.threshold * 1000:
+            with self._lock:
+                where = self._current.most_common(1)
+                self._current = Counter()
+            self.gaps.append((round(gap_ms, 1), where[0][0] if where else "?"))
         self._last = now
 
     def _watch(self) -> None:
@@ -69,7 +82,10 @@ class GapWatch:
             if now - self._last > self.threshold:
                 frame = sys._current_frames().get(self._gui)
                 if frame is not None:
-                    self.sites[call_site(frame)] += (now - prev) * 1000
+                    site = call_site(frame)
+                    with self._lock:
+                        self.sites[site] += (now - prev) * 1000
+                        self._current[site] += 1
             prev = now
 
     def start(self) -> "GapWatch":

@@ -7,10 +7,16 @@ QObject is destroyed off the GUI thread while the GUI thread destroys widgets of
 Qt's object mutex and the GIL then wait on each other and the lab freezes (seen in the
 suite, in a conversion). So automatic collection is switched off and a timer on the GUI
 thread collects instead, with Python's own thresholds. Worker threads never collect.
+
+Once the first model is in, the imported libraries (torch, transformers: about a million
+objects) and that model live as long as the process; ``settle()`` freezes them out of the
+collector's sight, so a full collection stops holding the GUI thread for a third of a
+second every few seconds.
 """
 from __future__ import annotations
 
 import gc
+import threading
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer
 
@@ -49,3 +55,16 @@ def collect_on_gui_thread(app: QCoreApplication) -> GuiThreadCollector:
     """Install the collector on ``app`` once; returns it."""
     existing = app.findChild(GuiThreadCollector, "tvlab-gc")
     return existing if existing is not None else GuiThreadCollector(app)
+
+
+_settled = threading.Event()
+
+
+def settle(*_args) -> bool:
+    """Freeze what is alive now (gc.freeze) the first time it is called in the process; the
+    main window calls it when the first model arrives. True if it froze."""
+    if _settled.is_set():
+        return False
+    _settled.set()
+    gc.freeze()
+    return True

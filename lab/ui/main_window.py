@@ -32,6 +32,7 @@ from lab.core.resources import resource
 from lab.core.units import format_bytes, format_count
 from lab.ui import settings as lab_settings
 from lab.ui import theme as lab_theme
+from lab.ui.collector import settle
 from lab.ui.panel_host import LazyPanels, catch_up
 from lab.ui.panels.base import Panel, panel_classes
 from lab.ui.panels.lessons import LessonsPanel
@@ -135,9 +136,11 @@ class MainWindow(QMainWindow):
         self._default_layout()
         self._default_state = None          # taken at the first show, once sizes are real
         self._restored = False
+        self.restore_problems: list[str] = []
         self._build_status_bar()
         self._build_menus()
         self.session.model_changed.connect(self._show_model)
+        self.session.model_changed.connect(settle)     # libraries + first model: out of gc's walk
         self.session.model_loading.connect(lambda ref: self.model_label.setText(f"Loading {ref}…"))
         self.session.busy_changed.connect(self._busy)
         self.session.progress.connect(self._progress)
@@ -411,13 +414,20 @@ class MainWindow(QMainWindow):
 
     # --- settings ------------------------------------------------------------------------
     def restore_settings(self) -> None:
+        """Put back the saved size and layout; what cannot be used is named in
+        ``restore_problems`` (the start's one notice) and the defaults stay."""
         s = lab_settings.settings()
+        self.restore_problems = []
         geo = s.value("geometry")
-        if isinstance(geo, QByteArray):
-            self.restoreGeometry(geo)
+        if geo is not None and not (isinstance(geo, QByteArray) and self.restoreGeometry(geo)):
+            self.restore_problems.append("the saved window size could not be read")
+            s.remove("geometry")
         state = s.value("window_state")
         if isinstance(state, QByteArray):
             self._restored = self.restoreState(state, STATE_VERSION)
+        if state is not None and not self._restored:
+            self.restore_problems.append("the saved window layout could not be read: the default layout")
+            s.remove("window_state")
         theme = s.value("theme", "system")
         for act in self.theme_group.actions():
             act.setChecked(act.data() == theme)
