@@ -28,11 +28,17 @@ class GuiThreadCollector(QObject):
         super().__init__(app)
         self.setObjectName("tvlab-gc")
         self.threshold = gc.get_threshold()
+        self._old = 0             # objects in the oldest generation after the last full collection
         gc.disable()
         self.timer = QTimer(self, interval=interval_ms)
         self.timer.timeout.connect(self.check)
         self.timer.start()
         app.aboutToQuit.connect(self.timer.stop)
+
+    def _old_grew(self) -> bool:
+        """Python's own rule for full collections: only when the oldest generation grew by
+        a quarter since the last one (else a big heap is walked every few seconds)."""
+        return len(gc.get_objects(2)) - self._old > self._old // 4
 
     def check(self) -> None:
         """Collect the generations that passed their thresholds, as gc would.
@@ -43,10 +49,13 @@ class GuiThreadCollector(QObject):
         unfreed. The older generations count collections, which only this timer makes.
         """
         counts = gc.get_count()
-        for generation in (2, 1):
-            if counts[generation] > self.threshold[generation]:
-                gc.collect(generation)
-                return
+        if counts[2] > self.threshold[2] and self._old_grew():
+            gc.collect(2)
+            self._old = len(gc.get_objects(2))
+            return
+        if counts[1] > self.threshold[1]:
+            gc.collect(1)
+            return
         if len(gc.get_objects(0)) > self.threshold[0]:
             gc.collect(0)
 
