@@ -113,6 +113,7 @@ def _day(win, session, watch, gaps, zoo, rng, steps, seed, wait, idle, load, pro
     after_first_switch: Optional[int] = None
     switches = decodes = lessons_run = 0
     conversion: dict = {}
+    after_conversion: Optional[int] = None   # the conversion's imports are a one-time step
     out_dir = Path(tempfile.mkdtemp(prefix="tvlab-soak-onnx-"))
     for i in range(1, steps + 1):
         if i % switch_every == 0 and switches < SWITCHES:
@@ -143,6 +144,7 @@ def _day(win, session, watch, gaps, zoo, rng, steps, seed, wait, idle, load, pro
             lessons_run += 1
         if i == steps // 2 and not conversion:
             conversion = _convert(win, out_dir, wait)
+            after_conversion = _rss()
             if conversion.get("error"):
                 watch.errors.append("conversion: " + conversion["error"])
         if i % 100 == 0 or i == steps:
@@ -159,6 +161,8 @@ def _day(win, session, watch, gaps, zoo, rng, steps, seed, wait, idle, load, pro
         "rss_end_mb": round(end_rss / 1e6, 1),
         "growth_after_first_switch": None if growth is None else round(growth, 4),
         "growth_ok": growth is not None and growth <= 0.10,
+        "growth_after_conversion": None if after_conversion is None
+        else round((end_rss - after_conversion) / after_conversion, 4),
         "errors": watch.errors,
         "gui_worst_gap_ms": round(gaps.worst_ms, 1),
         "gui_blocking_sites": [{"site": s, "ms": ms} for s, ms in gaps.top(3)],

@@ -40,6 +40,7 @@ def begin(win, start: lab_settings.StartState) -> None:
     """Load the start's model once the worker knows the devices (torch is imported there,
     while the window is on screen); say in one notice what the start replaced."""
     resets = list(start.resets) + list(win.restore_problems)
+    win.session.model_loading.emit(start.model)   # "Loading …" from the first paint on
 
     def go(available: list) -> None:
         device = start.device

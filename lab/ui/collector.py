@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer
 
 INTERVAL_MS = 500
+FULL_EVERY_S = 10.0
 
 
 class GuiThreadCollector(QObject):
@@ -29,6 +31,7 @@ class GuiThreadCollector(QObject):
         self.setObjectName("tvlab-gc")
         self.threshold = gc.get_threshold()
         self._old = 0             # objects in the oldest generation after the last full collection
+        self._next_full = 0.0     # monotonic time before which no full collection is considered
         gc.disable()
         self.timer = QTimer(self, interval=interval_ms)
         self.timer.timeout.connect(self.check)
@@ -49,10 +52,13 @@ class GuiThreadCollector(QObject):
         unfreed. The older generations count collections, which only this timer makes.
         """
         counts = gc.get_count()
-        if counts[2] > self.threshold[2] and self._old_grew():
-            gc.collect(2)
-            self._old = len(gc.get_objects(2))
-            return
+        now = time.monotonic()
+        if counts[2] > self.threshold[2] and now >= self._next_full:
+            self._next_full = now + FULL_EVERY_S     # counting the old generation costs too
+            if self._old_grew():
+                gc.collect(2)
+                self._old = len(gc.get_objects(2))
+                return
         if counts[1] > self.threshold[1]:
             gc.collect(1)
             return
