@@ -162,8 +162,8 @@ def run(device: str, quick: bool) -> list[Figure]:
     watch.stop()
     figures.append(Figure("longest GUI-thread gap during load + captures", watch.worst_ms, "ms",
                           target="under 50 ms", ok=watch.worst_ms < 50))
-    for i, (site, ms) in enumerate(watch.top(3), 1):
-        figures.append(Figure(f"GUI thread blocked #{i}: {site}", ms, "ms"))
+    for i, (site, blocked) in enumerate(watch.top(3), 1):
+        figures.append(Figure(f"GUI thread blocked #{i}: {site}", blocked, "ms"))
 
     def bare_forward():
         import torch
