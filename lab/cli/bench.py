@@ -17,27 +17,33 @@ HELP = "measure speed and memory against transformers (figures, not tests)"
 def add_arguments(p):
     p.add_argument("suite", nargs="?", default="all",
                    help="which benchmark: decode, attention, convert, tokens, ui, zoo, ... or all; "
-                        "split: the two-GPU split proof (not part of all)")
+                        "split: the two-GPU split proof; soak: a workshop's day in the main window "
+                        "(neither is part of all)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats (a smoke run)")
     p.add_argument("--save", metavar="DIR", help="also write the results as JSON into DIR (e.g. bench/results)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", metavar="FILE", help="split: also write its report to FILE")
     p.add_argument("--tokens", type=int, default=512, help="split: tokens to capture (default 512)")
+    p.add_argument("--steps", type=int, default=500, help="soak: analyses to run (default 500)")
 
 
 def run(args) -> int:
-    from lab.bench import hardware, split, suites
+    from lab.bench import hardware, soak, split, suites
 
     if args.suite == split.NAME:
         return split.main(args.out, args.tokens)
+    if args.suite == soak.NAME:
+        if args.steps < 1:
+            raise InputError("--steps must be at least 1.")
+        return soak.main(args.steps, args.save, args.json)
     available = suites()
     if args.suite == "all":
         chosen = list(available)
     elif args.suite in available:
         chosen = [args.suite]
     else:
-        raise InputError(f"Unknown benchmark {args.suite!r}; choose one of: all, {', '.join(available)}, {split.NAME}.")
+        raise InputError(f"Unknown benchmark {args.suite!r}; choose one of: all, {', '.join(available)}, {split.NAME}, {soak.NAME}.")
     device = args.device
     if device.startswith("cuda"):
         import torch

@@ -21,6 +21,9 @@ def add_arguments(p):
     p.add_argument("--model", default=None, help="model to load (default: the lab's default model)")
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--floor", action="store_true",
+                   help="measure the floor instead: import torch, transformers and PySide6 and load "
+                        "the same model with transformers, no window (run it from the bundle for its own floor)")
 
 
 def _process_start() -> float:
@@ -40,8 +43,30 @@ def _process_start() -> float:
         return time.time()
 
 
+def _floor(args, t_proc: float) -> int:
+    """What any such app pays: the heavy imports and transformers loading the model."""
+    import PySide6.QtWidgets  # noqa: F401
+    import torch  # noqa: F401
+    import transformers
+
+    from lab.core import models
+
+    ref = args.model or models.DEFAULT_MODEL
+    folder, _ = models.resolve(ref)
+    transformers.AutoTokenizer.from_pretrained(str(folder))
+    transformers.AutoModel.from_pretrained(str(folder))
+    report = {"model": ref, "floor_loaded_s": round(time.time() - t_proc, 2)}
+    if args.json:
+        print_json(report)
+    else:
+        print(f"floor: {ref} loaded by transformers after {report['floor_loaded_s']} s (from process start)")
+    return 0
+
+
 def run(args) -> int:
     t_proc = _process_start()
+    if args.floor:
+        return _floor(args, t_proc)
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import tempfile

@@ -187,9 +187,15 @@ def load_lessons(extra_dirs: Optional[list[str | Path]] = None, check_models: bo
     out: list[Lesson] = []
     seen: set[Path] = set()
     for d in lesson_dirs(extra_dirs):
-        if not d.is_dir():
+        try:
+            if not d.is_dir():
+                continue
+            paths = sorted(d.iterdir())
+        except OSError as err:   # an unreadable folder: say so in the menu, list the others
+            out.append(Lesson(id=f"unreadable:{d}", path=d, title=f"{d.name} (cannot be read)", order=1e9,
+                              problem=f"The lessons folder {d} cannot be read: {err.strerror or err}."))
             continue
-        for path in sorted(d.iterdir()):
+        for path in paths:
             if path.suffix not in SUFFIXES or not path.is_file() or path.name.startswith("."):
                 continue
             real = path.resolve()

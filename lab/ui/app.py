@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import Optional
 
-from PySide6.QtCore import QTimer, QtMsgType, qInstallMessageHandler
+from PySide6.QtCore import QtMsgType, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication
 
 from lab.core import models
@@ -41,8 +41,29 @@ def application(argv: Optional[list[str]] = None) -> QApplication:
     return app
 
 
+def begin(win, start: lab_settings.StartState) -> None:
+    """Load the start's model once the worker knows the devices (torch is imported there,
+    while the window is on screen); say in one notice what the start replaced."""
+    resets = list(start.resets) + list(win.restore_problems)
+    win.session.model_loading.emit(start.model)   # "Loading …" from the first paint on
+
+    def go(available: list) -> None:
+        device = start.device
+        why = lab_settings.unavailable_device(device, available)
+        if why:
+            resets.append(why)
+            device = "cpu"
+        if resets:
+            win.session.notice.emit(lab_settings.start_notice(resets))
+        win.load_model(start.model, device, start.dtype)
+
+    win.session.request("startup.devices", lambda _lm, _job: models.available_devices(), go,
+                        lambda _message: go(["cpu"]), label="detecting devices", needs_model=False, quiet=True)
+
+
 def run(model: Optional[str] = None, device: Optional[str] = None, dtype: Optional[str] = None,
         prompt: Optional[str] = None) -> int:
+    start = lab_settings.start_state(model, device, dtype)   # corrects the settings first
     app = application()
     try:
         diagnostics.setup_logging()
@@ -53,11 +74,8 @@ def run(model: Optional[str] = None, device: Optional[str] = None, dtype: Option
     from lab.ui.main_window import MainWindow
 
     win = MainWindow()
-    s = lab_settings.settings()
-    ref = model or s.value("last_model") or models.DEFAULT_MODEL
     win.show()
-    QTimer.singleShot(0, lambda: win.load_model(str(ref), device or str(s.value("device", "cpu")),
-                                                dtype or str(s.value("dtype", "fp32"))))
+    begin(win, start)
     if prompt:
         win.session.set_prompt(prompt)   # the prompt panel follows the session
     return app.exec()

@@ -7,14 +7,22 @@ QObject is destroyed off the GUI thread while the GUI thread destroys widgets of
 Qt's object mutex and the GIL then wait on each other and the lab freezes (seen in the
 suite, in a conversion). So automatic collection is switched off and a timer on the GUI
 thread collects instead, with Python's own thresholds. Worker threads never collect.
+
+Once the first model is in, the imported libraries (torch, transformers: about a million
+objects) and that model live as long as the process; ``settle()`` freezes them out of the
+collector's sight, so a full collection stops holding the GUI thread for a third of a
+second every few seconds.
 """
 from __future__ import annotations
 
 import gc
+import threading
+import time
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer
 
 INTERVAL_MS = 500
+FULL_EVERY_S = 10.0
 
 
 class GuiThreadCollector(QObject):
@@ -22,11 +30,18 @@ class GuiThreadCollector(QObject):
         super().__init__(app)
         self.setObjectName("tvlab-gc")
         self.threshold = gc.get_threshold()
+        self._old = 0             # objects in the oldest generation after the last full collection
+        self._next_full = 0.0     # monotonic time before which no full collection is considered
         gc.disable()
         self.timer = QTimer(self, interval=interval_ms)
         self.timer.timeout.connect(self.check)
         self.timer.start()
         app.aboutToQuit.connect(self.timer.stop)
+
+    def _old_grew(self) -> bool:
+        """Python's own rule for full collections: only when the oldest generation grew by
+        a quarter since the last one (else a big heap is walked every few seconds)."""
+        return len(gc.get_objects(2)) - self._old > self._old // 4
 
     def check(self) -> None:
         """Collect the generations that passed their thresholds, as gc would.
@@ -37,10 +52,16 @@ class GuiThreadCollector(QObject):
         unfreed. The older generations count collections, which only this timer makes.
         """
         counts = gc.get_count()
-        for generation in (2, 1):
-            if counts[generation] > self.threshold[generation]:
-                gc.collect(generation)
+        now = time.monotonic()
+        if counts[2] > self.threshold[2] and now >= self._next_full:
+            self._next_full = now + FULL_EVERY_S     # counting the old generation costs too
+            if self._old_grew():
+                gc.collect(2)
+                self._old = len(gc.get_objects(2))
                 return
+        if counts[1] > self.threshold[1]:
+            gc.collect(1)
+            return
         if len(gc.get_objects(0)) > self.threshold[0]:
             gc.collect(0)
 
@@ -49,3 +70,16 @@ def collect_on_gui_thread(app: QCoreApplication) -> GuiThreadCollector:
     """Install the collector on ``app`` once; returns it."""
     existing = app.findChild(GuiThreadCollector, "tvlab-gc")
     return existing if existing is not None else GuiThreadCollector(app)
+
+
+_settled = threading.Event()
+
+
+def settle(*_args) -> bool:
+    """Freeze what is alive now (gc.freeze) the first time it is called in the process; the
+    main window calls it when the first model arrives. True if it froze."""
+    if _settled.is_set():
+        return False
+    _settled.set()
+    gc.freeze()
+    return True

@@ -30,7 +30,9 @@ from lab.core.resources import resource
 from lab.core.units import format_bytes, format_count
 from lab.ui import settings as lab_settings
 from lab.ui import theme as lab_theme
+from lab.ui.collector import settle
 from lab.ui.help_menu import fill_help_menu
+from lab.ui.panel_host import LazyPanels, catch_up
 from lab.ui.panels.base import Panel, panel_classes
 from lab.ui.panels.lessons import LessonsPanel
 from lab.ui.panels.model import ModelPanel
@@ -58,8 +60,13 @@ class PanelScroll(QScrollArea):
         super().__init__()
         self.setFrameShape(QFrame.NoFrame)
         self.setWidgetResizable(False)
+        self.hold(panel)
+
+    def hold(self, panel: QWidget) -> None:
+        """Show ``panel`` (a panel built late replaces the placeholder)."""
         self.setWidget(panel)
         panel.installEventFilter(self)
+        self._fit()
 
     def _fit(self) -> None:
         panel = self.widget()
@@ -94,25 +101,26 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("Transformer Visual Lab")
         self.setObjectName("tvlab-main")
-        self.session = session or Session(self)
+        # The worker (torch, the model) starts after the first paint: see event().
+        self.session = session or Session(self, start_workers=False)
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
         self.setDockOptions(QMainWindow.AnimatedDocks | QMainWindow.AllowTabbedDocks | QMainWindow.AllowNestedDocks)
         placeholder = QWidget()
         placeholder.setMaximumSize(0, 0)
         self.setCentralWidget(placeholder)
-        self.panels: dict[str, Panel] = {}
         self.docks: dict[str, QDockWidget] = {}
         self.panel_classes = panel_classes()
+        # Panels tabbed behind another are built on first show (or first lookup).
+        self.panels = LazyPanels([c.panel_id for c in self.panel_classes], self._build_panel)
         # the workshop (created in _build_workshop, after the menus)
         self.lesson_runner: LessonRunner
         self.lessons_menu: LessonsMenu
         self.lessons_panel: LessonsPanel
         self.strips: dict[str, QToolBar] = {}
         for cls in self.panel_classes:
-            panel = cls(self.session, self)
-            self.panels[cls.panel_id] = panel
             if not cls.docked:
+                panel = self.panels[cls.panel_id]
                 strip = QToolBar(cls.title, self)
                 strip.setObjectName(f"strip-{cls.panel_id}")
                 strip.setMovable(False)
@@ -125,11 +133,12 @@ class MainWindow(QMainWindow):
             dock.setObjectName(f"dock-{cls.panel_id}")
             # A scroll area lets a dock be smaller than its panel's minimum, so the
             # window fits a laptop screen; the panel scrolls instead of forcing the size.
-            scroll = PanelScroll(panel)
+            scroll = PanelScroll(QLabel("Loading…") if cls.tab_with else self.panels[cls.panel_id])
             scroll.setObjectName(f"scroll-{cls.panel_id}")
             dock.setWidget(scroll)
             dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable
                              | QDockWidget.DockWidgetClosable)
+            dock.visibilityChanged.connect(lambda shown, pid=cls.panel_id: shown and self.panels[pid])
             self.docks[cls.panel_id] = dock
         self.model_panel: ModelPanel = self._panel_of(ModelPanel)
         self._default_layout()
@@ -143,9 +152,12 @@ class MainWindow(QMainWindow):
         self._state_before_presenter: Optional[QByteArray] = None
         for dock in self.docks.values():
             dock.installEventFilter(self)
+        self.restore_problems: list[str] = []
         self._build_status_bar()
         self._build_menus()
         self.session.model_changed.connect(self._show_model)
+        self.session.model_changed.connect(settle)     # libraries + first model: out of gc's walk
+        self.session.model_loading.connect(lambda ref: self.model_label.setText(f"Loading {ref}…"))
         self.session.busy_changed.connect(self._busy)
         self.session.progress.connect(self._progress)
         self.session.error.connect(self._error)
@@ -153,10 +165,26 @@ class MainWindow(QMainWindow):
         self._build_workshop()
         if restore:
             self.restore_settings()
+        QTimer.singleShot(500, self.session.start_workers)   # shown or not, jobs run soon
+
+    def event(self, event) -> bool:
+        handled = super().event(event)
+        if event.type() == QEvent.UpdateRequest:   # painted: now the heavy imports may start
+            self.session.start_workers()
+        return handled
 
     def _panel_of(self, cls: type[P]) -> P:
         """The registry's panel of this class (the window's own menus use its public methods)."""
-        return next(p for p in self.panels.values() if isinstance(p, cls))
+        return self.panels[next(c.panel_id for c in self.panel_classes if issubclass(c, cls))]
+
+    def _build_panel(self, panel_id: str) -> Panel:
+        cls = next(c for c in self.panel_classes if c.panel_id == panel_id)
+        panel = cls(self.session, self)
+        dock = self.docks.get(panel_id)
+        if dock is not None:
+            dock.widget().hold(panel)
+            catch_up(panel, self.session)
+        return panel
 
     # --- workshop: lessons, presenter options, export ------------------------------------
     def _build_workshop(self) -> None:
@@ -466,10 +494,14 @@ class MainWindow(QMainWindow):
 
     # --- settings ------------------------------------------------------------------------
     def restore_settings(self) -> None:
+        """Put back the saved size and layout; what cannot be used is named in
+        ``restore_problems`` (the start's one notice) and the defaults stay."""
         s = lab_settings.settings()
+        self.restore_problems = []
         geo = s.value("geometry")
-        if isinstance(geo, QByteArray):
-            self.restoreGeometry(geo)
+        if geo is not None and not (isinstance(geo, QByteArray) and self.restoreGeometry(geo)):
+            self.restore_problems.append("the saved window size could not be read")
+            s.remove("geometry")
         state = s.value("window_state")
         if isinstance(state, QByteArray):
             self._placing = True
@@ -478,6 +510,9 @@ class MainWindow(QMainWindow):
         side = s.value("side_width")
         if side is not None and str(side).isdigit():
             self._side_width = int(side)
+        if state is not None and not self._restored:
+            self.restore_problems.append("the saved window layout could not be read: the default layout")
+            s.remove("window_state")
         theme = s.value("theme", "system")
         for act in self.theme_group.actions():
             act.setChecked(act.data() == theme)

@@ -65,7 +65,10 @@ class Session(QObject):
     _submit = Signal(object)
     _submit_compute = Signal(object)
 
-    def __init__(self, parent: Optional[QObject] = None, trace_delay_ms: int = 250):
+    def __init__(self, parent: Optional[QObject] = None, trace_delay_ms: int = 250,
+                 start_workers: bool = True):
+        """``start_workers=False`` queues jobs until ``start_workers()`` (the main window
+        starts them after its first paint, so torch is imported while it is on screen)."""
         super().__init__(parent)
         self.card = None
         self.prompt = ""
@@ -81,7 +84,9 @@ class Session(QObject):
         self._submit.connect(self._worker.run_task, Qt.QueuedConnection)
         self._connect(self._worker)
         self._worker.model_replaced.connect(self._on_model_replaced)
-        self._thread.start()
+        self._shut = False
+        if start_workers:
+            self._thread.start()
         self._compute: Optional[ModelWorker] = None      # the compute lane, made on first use
         self._compute_thread: Optional[WorkerThread] = None
         self._lanes: dict[str, str] = {}                 # controller name -> lane
@@ -95,6 +100,11 @@ class Session(QObject):
             app.aboutToQuit.connect(self.shutdown)
         self._trace_timer = QTimer(self, singleShot=True, interval=trace_delay_ms)
         self._trace_timer.timeout.connect(self.capture)
+
+    def start_workers(self) -> None:
+        """Let the model lane run the jobs queued so far (a no-op once it runs)."""
+        if not self._shut and not self._thread.isRunning() and not self._thread.isFinished():
+            self._thread.start()
 
     def _connect(self, worker: ModelWorker) -> None:
         worker.started.connect(self._on_started)
@@ -321,6 +331,7 @@ class Session(QObject):
     def shutdown(self) -> None:
         """Cancel every job, stop the worker threads, and drop the callbacks of jobs still
         queued (they hold panels, which may be gone when a late result would arrive)."""
+        self._shut = True
         for task in list(self._running.values()):
             task.job.cancel()
         self._trace_timer.stop()

@@ -279,5 +279,6 @@ def test_memory_verdict_is_never_fits_with_an_unknown_part(qtbot, panel):
 
 
 def mem_color(status):
-    from lab.ui.widgets.memory_calculator import VERDICT_COLORS
-    return VERDICT_COLORS[status].lower()
+    from lab.ui import theme
+    from lab.ui.widgets.memory_calculator import VERDICT_TONES
+    return theme.tone(VERDICT_TONES[status]).lower()

@@ -11,7 +11,9 @@ modules of ``lab.ui.panels``; a new panel is a new module with a Panel subclass.
         order = 20                   # position in the View menu and the default layout
 
 The session's signals are connected to ``on_model_changed(card)``,
-``on_trace_changed(trace)`` and ``on_selection_changed(selection)``. Model work goes
+``on_trace_changed(trace)`` and ``on_selection_changed(selection)``; a panel hidden in a
+shown window (tabbed behind another) gets the last trace and selection when it is shown,
+not every one on the way. Model work goes
 through ``self.session.request(channel, fn, on_done)``; never import torch in a panel.
 
 The protocol: everything outside a panel (the main window, the workshop, selftest) talks
@@ -27,6 +29,7 @@ import pkgutil
 from pathlib import Path
 from typing import Optional
 
+from PySide6.QtCore import QEvent, QTimer
 from PySide6.QtWidgets import QWidget
 
 
@@ -43,8 +46,40 @@ class Panel(QWidget):
         self.session = session
         self.setObjectName(f"panel-{self.panel_id}")
         session.model_changed.connect(self.on_model_changed)
-        session.trace_changed.connect(self.on_trace_changed)
-        session.selection_changed.connect(self.on_selection_changed)
+        self._stale = False      # a trace or selection arrived while hidden behind a tab
+        session.trace_changed.connect(self._follow_trace)
+        session.selection_changed.connect(self._follow_selection)
+
+    def _hidden_in_shown_window(self) -> bool:
+        """Closed, or tabbed behind another dock (Qt keeps those "visible", with no region)."""
+        win = self.window()
+        return win is not self and win.isVisible() and (not self.isVisible() or self.visibleRegion().isEmpty())
+
+    def _follow_trace(self, trace) -> None:
+        if self._hidden_in_shown_window():
+            self._stale = True
+            return
+        self.on_trace_changed(trace)
+
+    def _follow_selection(self, selection) -> None:
+        if self._hidden_in_shown_window():
+            self._stale = True
+            return
+        self.on_selection_changed(selection)
+
+    def event(self, event) -> bool:
+        # Shown again (its tab picked, its dock reopened): render the latest, after this paint.
+        if self._stale and event.type() in (QEvent.Show, QEvent.Paint):
+            self._stale = False
+            QTimer.singleShot(0, self._catch_up)
+        return super().event(event)
+
+    def _catch_up(self) -> None:
+        if self._hidden_in_shown_window():
+            self._stale = True
+            return
+        self.on_trace_changed(self.session.trace)
+        self.on_selection_changed(self.session.selection)
 
     def on_model_changed(self, card) -> None:
         pass
