@@ -24,7 +24,7 @@ class ObjectivesPanel(Panel):
     def __init__(self, session, parent=None):
         super().__init__(session, parent)
         self.view = ObjectivesView()
-        self.error = note(color="#d03030")
+        self.error = note(tone="error")
         self.error.hide()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)

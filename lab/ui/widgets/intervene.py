@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from lab.core.trace import display_token
+from lab.ui import theme as lab_theme
 from lab.ui.widgets.heatmap import Heatmap
 
 OPS = ("ablate", "sweep", "patch")
@@ -70,7 +71,7 @@ class DeltaHeatmap(Heatmap):
         self._marks = []
         for r, c in cells:
             item = QGraphicsRectItem(QRectF(c, r, 1, 1))
-            item.setPen(pg.mkPen("#111111", width=2, cosmetic=True))
+            item.setPen(pg.mkPen(lab_theme.tone("ink"), width=2, cosmetic=True))
             item.setZValue(11)
             self.plot.addItem(item)
             self._marks.append(item)
@@ -324,7 +325,7 @@ class InterventionPage(QWidget):
     def failed(self, op: str, message: str) -> None:
         self.rows[op].busy(False)
         self.rows[op].bar.setFormat("")
-        self.notes[op].setText(f"<span style='color:#b00020'>{escape(message)}</span>")
+        self.notes[op].setText(f"<span style='color:{lab_theme.tone('error')}'>{escape(message)}</span>")
         if op == "patch" and "align on the shorter" in message.lower():
             self.align.show()
 
@@ -358,7 +359,7 @@ class InterventionPage(QWidget):
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if j == 3:
-                    item.setForeground(pg.mkColor("#b00020" if b.delta < 0 else "#1a7f37"))
+                    item.setForeground(pg.mkColor(lab_theme.tone("error" if b.delta < 0 else "good")))
                 if j in (0, 4) and (b if j == 0 else a).id == res.target.id:
                     f = item.font()
                     f.setBold(True)

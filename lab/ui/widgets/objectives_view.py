@@ -282,10 +282,10 @@ class ObjectivesView(QWidget):
         self.source = note()
         self.strip = SurprisalStrip()
         self.strip.setObjectName("objectives-strip")
-        self.scale = note(color="#666666")
+        self.scale = note(tone="muted")
         self.predictions = note()
         self.predictions.setObjectName("objectives-predictions")
-        self.notes = note(color="#8a5a00")
+        self.notes = note(tone="warn")
         self.grids, self.titles, self.ex_notes = [], [], []
         body = QWidget()
         lay = QVBoxLayout(body)
@@ -293,14 +293,14 @@ class ObjectivesView(QWidget):
         for w in (self.story, self.loss_title, self.source, self.strip, self.scale, self.predictions, self.notes):
             lay.addWidget(w)
         for _ in range(3):
-            title, grid, ex_note = note(), ExampleGrid(), note(color="#666666")
+            title, grid, ex_note = note(), ExampleGrid(), note(tone="muted")
             self.titles.append(title)
             self.grids.append(grid)
             self.ex_notes.append(ex_note)
             lay.addSpacing(6)
             for w in (title, grid, ex_note):
                 lay.addWidget(w)
-        self.legend = note(color="#666666")
+        self.legend = note(tone="muted")
         self.legend.setText("Colours: " + ", ".join(
             f"<span style='background:{ROLE_FILLS[r]}; color:{'#fff' if r == 'special' else '#1b1b1b'}'>"
             f"&nbsp;{escape(n)}&nbsp;</span>" for r, n in ROLE_NAMES.items()))

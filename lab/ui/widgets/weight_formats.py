@@ -61,7 +61,7 @@ class WeightHistogram(QWidget):
         super().__init__(parent)
         self.stats = None
         self.picker = QComboBox()
-        self.picker.setObjectName("formats-tensor")
+        self.picker.setObjectName("list-tensor")
         self.picker.setToolTip("A weight tensor of the loaded model")
         self.picker.setMinimumContentsLength(24)
         self.picker.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
