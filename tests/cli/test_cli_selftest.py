@@ -15,8 +15,8 @@ def test_selftest_writes_a_png_per_panel(tvlab, tiny_gpt2, tmp_path):
     for cls in panel_classes():
         img = QImage(str(out / f"{cls.panel_id}.png"))
         assert not img.isNull() and img.width() > 50 and img.height() > 30, cls.panel_id
-    formats = QImage(str(out / "precision-formats.png"))      # the precision panel's Number formats tab
-    assert not formats.isNull() and formats.width() > 400 and str(out / "precision-formats.png") in report["files"]
+    formats = QImage(str(out / "precision.number-formats.png"))      # the precision panel's Number formats tab
+    assert not formats.isNull() and formats.width() > 400 and str(out / "precision.number-formats.png") in report["files"]
     window = QImage(str(out / "window.png"))
     assert window.width() >= 1000
 
