@@ -11,7 +11,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtGui import QColor, QFont, QFontMetrics
 
 from lab.ui import theme as lab_theme
 from lab.ui.widgets import plot_export
@@ -135,17 +136,24 @@ class ScatterView(pg.PlotWidget):
         for ln in self.lines:
             self.removeItem(ln)
         self.texts, self.lines = [], []
+        coords = np.asarray(coords, dtype=float).reshape(-1, 2)
         spots = []
         for i, ((x, y), lab, kind) in enumerate(zip(coords, labels, kinds)):
             prompt = kind == "prompt"
             color = "#d03030" if i == selected else ("#1f6fe0" if prompt else "#9a9a9a")
-            spots.append({"pos": (float(x), float(y)), "size": 10 if prompt else 6,
+            spots.append({"pos": (float(x), float(y)), "size": 10 if prompt else 6, "data": str(lab),
                           "brush": pg.mkBrush(color), "pen": pg.mkPen(None)})
-            text = pg.TextItem(_short(lab, 14), color=QColor(lab_theme.tone("ink" if prompt else "faint")), anchor=(0, 1))
-            f = QFont()
-            f.setBold(prompt)
-            text.setFont(f)
-            text.setPos(float(x), float(y))
+        self.scatter.setData(spots, hoverable=True, tip=lambda x, y, data: str(data))
+        self.autoRange()
+        bold = QFont()
+        bold.setBold(True)
+        for i in self._labelled(coords, labels, kinds, selected):
+            prompt = kinds[i] == "prompt"
+            text = pg.TextItem(_short(labels[i], 14), color=QColor(lab_theme.tone("ink" if prompt else "faint")),
+                               anchor=(0, 1))
+            if prompt:
+                text.setFont(bold)
+            text.setPos(float(coords[i][0]), float(coords[i][1]))
             self.addItem(text)
             self.texts.append(text)
         for i, j in enumerate(of):
@@ -154,10 +162,32 @@ class ScatterView(pg.PlotWidget):
                                      pen=pg.mkPen(lab_theme.tone("edge"), width=1))
                 self.addItem(ln)
                 self.lines.append(ln)
-        self.scatter.setData(spots)
         self.setLabel("bottom", f"PC1 ({100 * float(explained[0]):.0f}% of variance)")
         self.setLabel("left", f"PC2 ({100 * float(explained[1]):.0f}% of variance)")
-        self.autoRange()
+
+    def _labelled(self, coords: np.ndarray, labels: Sequence[str], kinds: Sequence[str], selected: int) -> list[int]:
+        """The points that get a text label: the selected one, then the prompt's, then the
+        neighbours, each only where its label's box overlaps no label placed before it, so
+        labels never print over each other (every point's text is in its hover tip)."""
+        if not len(coords):
+            return []
+        vb = self.getViewBox()
+        px = [vb.mapViewToScene(QPointF(float(x), float(y))) for x, y in coords]   # after autoRange
+        bold = QFont(self.font())
+        bold.setBold(True)
+        plain, strong = QFontMetrics(self.font()), QFontMetrics(bold)
+        order = sorted(range(len(coords)), key=lambda i: (i != selected, kinds[i] != "prompt", i))
+        placed: list[QRectF] = []
+        out = []
+        for i in order:
+            fm = strong if kinds[i] == "prompt" else plain
+            w, h = fm.horizontalAdvance(_short(labels[i], 14)) + 8, fm.height() + 8
+            box = QRectF(px[i].x(), px[i].y() - h, w, h)             # anchored at its point's bottom left
+            if any(box.intersects(p) for p in placed):
+                continue
+            placed.append(box)
+            out.append(i)
+        return out
 
 
 class LayerLine(pg.PlotWidget):
