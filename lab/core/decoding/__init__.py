@@ -7,7 +7,7 @@
 - ``snapshots``: the immutable plain data a UI draws (no torch);
 - ``compare``: the decode beside the same model at another precision (a twin).
 """
-from lab.core.decoding.compare import Comparison, ComparedStep, DecodeComparer
+from lab.core.decoding.compare import ComparedStep, Comparison, DecodeComparer
 from lab.core.decoding.fill_mask import MASK_SPELLINGS, FillMaskSession, mask_note, snapshot_fill
 from lab.core.decoding.session import LOGITS_BUDGET_BYTES, DecodeSession, Node, snapshot_decode
 from lab.core.decoding.snapshots import (
