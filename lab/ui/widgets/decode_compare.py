@@ -16,11 +16,13 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QAbstractScrollArea,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -62,11 +64,11 @@ class DecodeCompareView(QWidget):
         plot.setMenuEnabled(False)
         plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
-        plot.setLabel("left", "KL (nats)")
+        plot.setLabel("left", "KL", units="nats")
         plot.setLabel("bottom", "generated token")
         plot.showGrid(y=True, alpha=0.2)
         plot.getAxis("left").setWidth(62)
-        self.chart.setFixedHeight(150)
+        self.chart.setMinimumHeight(140)
         self.note = QLabel()
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: gray;")
@@ -83,8 +85,8 @@ class DecodeCompareView(QWidget):
         bl.setContentsMargins(0, 0, 0, 0)
         bl.addWidget(self.summary)
         bl.addWidget(self.step_title)
-        bl.addLayout(tables, 1)
-        bl.addWidget(self.chart)
+        bl.addLayout(tables)
+        bl.addWidget(self.chart, 1)
         bl.addWidget(self.note)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -158,10 +160,12 @@ class DecodeCompareView(QWidget):
         focus = None
         if cmp is not None:
             focus = cmp.pending if snap.view.chosen_id is None else cmp.step(snap.view.node_id)
-        self.show_comparison(cmp, focus)
+        chosen = next((c.token for c in snap.view.candidates if c.chosen), None) if cmp is not None else None
+        self.show_comparison(cmp, focus, chosen)
 
-    def show_comparison(self, cmp, focus) -> None:
-        """Draw ``cmp`` (None hides the view) with ``focus`` (a ComparedStep of it, or None)."""
+    def show_comparison(self, cmp, focus, token: Optional[str] = None) -> None:
+        """Draw ``cmp`` (None hides the view) with ``focus`` (a ComparedStep of it, or None) whose
+        chosen token reads ``token``."""
         if cmp is None:
             self.body.hide()
             self.kl = []
@@ -176,10 +180,10 @@ class DecodeCompareView(QWidget):
                              f" · first greedy divergence: <b>{first}</b>{skipped}")
         self.note.setText(cmp.note)
         self.twin_table.setHorizontalHeaderLabels([cmp.label, "p"])
-        self._show_step(cmp, focus)
+        self._show_step(cmp, focus, token)
         self._chart(cmp, focus)
 
-    def _show_step(self, cmp, s) -> None:
+    def _show_step(self, cmp, s, token: Optional[str]) -> None:
         if s is None:
             self.step_title.setText("No step to compare yet: step the decode.")
             for t in (self.main_table, self.twin_table):
@@ -188,9 +192,9 @@ class DecodeCompareView(QWidget):
         what = "the next token (not chosen yet)" if s.token_id is None else f"step {s.step}"
         line = f"{what}: KL {s.kl:.3g} nats · top-1 {'agree' if s.agree else 'DIFFER'}"
         if s.twin_prob_of_token is not None:
-            chosen = next((t for i, t, _ in s.main_top if i == s.token_id), None)
-            line += (f" · the comparison gives the decode's token {_short(chosen) if chosen else s.token_id!r}"
-                     f" p {s.twin_prob_of_token:.4f}")
+            if token is None:
+                token = next((t for i, t, _ in s.main_top if i == s.token_id), f"id {s.token_id}")
+            line += f" · p of the decode's token {_short(token)!r} here: {s.twin_prob_of_token:.4f}"
         if s.greedy and s.twin_choice != s.token_id:
             line += " · a greedy decode of the comparison would pick another token here"
         self.step_title.setText(line)
@@ -226,7 +230,9 @@ def _top_table(title: str) -> QTableWidget:
     h = t.horizontalHeader()
     h.setSectionResizeMode(0, QHeaderView.Stretch)
     h.setSectionResizeMode(1, QHeaderView.ResizeToContents)
-    t.setMinimumHeight(120)
+    t.setSizeAdjustPolicy(QAbstractScrollArea.AdjustToContents)
+    t.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+    t.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Maximum)
     return t
 
 
