@@ -37,6 +37,9 @@ def add_arguments(p):
     p.add_argument("--candidates", type=_number(int), default=20, help="candidates listed per step")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"])
+    p.add_argument("--compare", default=None, metavar="fp16|bf16|FILE.onnx",
+                   help="read every step with the model at another precision too (fp16, bf16, fp32 "
+                        "or an ONNX file from the converter): both top-k, KL, top-1 agreement")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -63,12 +66,17 @@ def run(args) -> int:
     settings_from_args(args, sampling.SamplingSettings())
     if args.candidates < 1:
         raise InputError("--candidates must be 1 or more.")
+    if args.compare is not None:
+        check_compare_spec(args.compare)
     from lab.core import models
     from lab.core.decoding import DecodeSession, FillMaskSession, mask_note
 
     lm = models.load(args.model, args.device, args.dtype)
     settings = settings_from_args(args, sampling.model_defaults(lm.model).settings)
     if lm.kind == models.KIND_ENCODER:
+        if args.compare is not None:
+            raise InputError(f"--compare needs a model that generates; {lm.card.name} is encoder-only "
+                             "(fill-mask has no decode path to compare).")
         return _fill_mask(args, lm, settings, FillMaskSession, mask_note)
     t0 = time.perf_counter()
     dec = DecodeSession(lm, args.prompt, settings)
@@ -102,6 +110,9 @@ def run(args) -> int:
         "cum_logprob": dec.cum_logprob(),
         "notes": dec.notes,
     }
+    comparison = _compare(lm, dec, args.compare) if args.compare is not None else None
+    if comparison is not None:
+        out["compare"] = comparison.to_dict()
     if args.json:
         print_json(out)
         return 0
@@ -112,10 +123,48 @@ def run(args) -> int:
     for i, s in enumerate(steps, 1):
         top = ", ".join(f"{c['token']!r} {c['prob']:.3f}" for c in s["candidates"][:5])
         print(f"{i:3d}  {s['token']!r:<16} {s['how']:<7} H={s['entropy_bits']:.2f} bits  P(EOS)={s['p_eos']:.3f}  | {top}")
+    if comparison is not None:
+        _print_comparison(comparison)
     print(f"text: {out['text']!r}")
     print(f"stopped: {out['stop']} · {len(nodes)} tokens · "
           + (f"{out['ms_per_step']:.2f} ms/step" if nodes else "no steps"))
     return 0
+
+
+def check_compare_spec(spec: str) -> None:
+    """InputError for a --compare value that cannot work, before any model is loaded."""
+    from pathlib import Path
+
+    from lab.core.precision.twins import TORCH_SPECS
+
+    if spec.lower() in TORCH_SPECS:
+        return
+    if not spec.lower().endswith(".onnx"):
+        raise InputError(f"Unknown --compare {spec!r}: choose fp16, bf16, fp32 or an .onnx file.")
+    if not Path(spec).expanduser().is_file():
+        raise InputError(f"No ONNX file at {spec}: convert the model first (tvlab convert).")
+
+
+def _compare(lm, dec, spec):
+    from lab.core.decoding import DecodeComparer
+    from lab.core.precision.twins import open_twin
+
+    comparer = DecodeComparer(open_twin(lm.model, lm.tokenizer, spec))
+    try:
+        return comparer.compare(dec)
+    finally:
+        comparer.close()
+
+
+def _print_comparison(c) -> None:
+    print(f"compare with {c.label} on {c.device}: {c.note}")
+    for s in c.steps:
+        twin_tok = s.twin_top[0][1] if s.twin_top else "?"
+        mark = "agree" if s.agree else "DIFFER"
+        print(f"{s.step:3d}  {c.label}: {twin_tok!r:<16} KL={s.kl:.2e} nats  top-1 {mark}")
+    agreement = "n/a" if c.agreement is None else f"{c.agreement:.0%}"
+    first = "none" if c.first_divergence is None else f"step {c.first_divergence}"
+    print(f"top-1 agreement: {agreement} of {len(c.steps)} steps · first greedy divergence: {first}")
 
 
 def _tok(dec, tid):

@@ -5,8 +5,8 @@ decode beside a twin. Skipped where there is no CUDA (CI); run on a GPU machine 
 import numpy as np
 import pytest
 
-from lab.core import models, objectives, sampling
 from lab.core import interventions as iv
+from lab.core import models, objectives, sampling
 from lab.core.precision import twins
 
 pytestmark = pytest.mark.gpu

@@ -298,6 +298,11 @@ class DecodeSession:
         self._hold(node)
         return logits
 
+    def logits_after(self, node: Node):
+        """The model's raw logits [1, vocab] (float32) of the token after ``node``."""
+        with torch.inference_mode(), device_errors(self.device):
+            return self._ensure_logits(node)
+
     def _hold(self, node: Node) -> None:
         """Keep ``node``'s logits; past the budget let the least recently used go, after
         computing what the timeline and tree show of their children (which need them)."""

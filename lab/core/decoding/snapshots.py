@@ -8,9 +8,12 @@ drawn on the GUI thread, so nothing in them may change after they are made.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import TYPE_CHECKING, ClassVar, Optional
 
 from lab.core.sampling import SamplingSettings, StageResult
+
+if TYPE_CHECKING:
+    from lab.core.decoding.compare import Comparison
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class DecodeSnapshot:
     ms: float                           # the last forward pass
     eos_ids: tuple[int, ...]
     forwards: int                       # forward passes so far
+    comparison: Optional["Comparison"] = None   # the path beside another precision, when one is chosen
 
 
 @dataclass(frozen=True)

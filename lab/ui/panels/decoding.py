@@ -6,6 +6,9 @@ go to a branch, or only re-filter) and draws the immutable snapshot that comes b
 panel keeps only widgets and view state: the last snapshot, the step in focus and a
 ``Phase``. Run is a chain of single steps, so it animates, stops within one step (Stop,
 Esc, Run ▸ Cancel) and leaves the GUI and the worker free between tokens.
+
+(Over 500 lines: it wires the controls, the four views and the keys of one workflow; the
+views themselves live in lab.ui.widgets.)
 """
 from __future__ import annotations
 
@@ -28,9 +31,11 @@ from PySide6.QtWidgets import (
 
 from lab.core.sampling import SamplingSettings
 from lab.ui import theme as lab_theme
+from lab.ui.controllers.conversion import default_folder
 from lab.ui.controllers.decoding import DecodeController
 from lab.ui.panels.base import Panel
 from lab.ui.widgets.control_names import name_buttons, name_tabs
+from lab.ui.widgets.decode_compare import DecodeCompareView
 from lab.ui.widgets.decode_text import DecodeText
 from lab.ui.widgets.decode_tree import DecodeTree
 from lab.ui.widgets.prob_bars import CandidateBars, DrawStrip, StepChart
@@ -150,6 +155,9 @@ class DecodingPanel(Panel):
         self.tabs.addTab(self.waterfall, "Waterfall")
         self.tabs.addTab(self.tree, "Branches")
         self.tabs.addTab(self.helper, "Prompt helper")
+        self.compare = DecodeCompareView()
+        self.compare.spec_chosen.connect(self._compare_with)
+        self.tabs.addTab(self.compare, "Compare")
         name_tabs(self.tabs)
 
         left = QWidget()
@@ -245,6 +253,7 @@ class DecodingPanel(Panel):
         self._focus = None
         self._clear_views()
         self._show_note("")
+        self.compare.set_model(card, default_folder(card.name) if card is not None else None)
         self.status.setText("Load a model to decode." if card is None else f"Reading {card.name}'s generation defaults…")
         self.phase = Phase.NO_MODEL if card is None else Phase.DEFAULTS
         self._enable(card is not None)
@@ -364,6 +373,19 @@ class DecodingPanel(Panel):
         self._focus = None
         self._send("goto", "switching branch", node_id=node_id)
 
+    def _compare_with(self, spec) -> None:
+        """The Compare combo changed: the controller opens that comparison model (closing the old)."""
+        if self.card is None:
+            return
+        self._stop_run()
+        self.session.send(CHANNEL, "compare", {"settings": self.settings(), "order": self.controls.order(),
+                                               "spec": spec, "focus": self._focus},
+                          self._compared, self.compare.show_error, label="opening the comparison model")
+
+    def _compared(self, snap) -> None:
+        if snap is not None:       # None: no decode yet; its first snapshot carries the comparison
+            self._show(snap)
+
     def _refilter(self) -> None:
         """Settings changed: re-filter the cached logits of the step on screen (no model run)."""
         if self._has_decode():
@@ -446,6 +468,7 @@ class DecodingPanel(Panel):
             else:
                 self._show_decode(snap)
             self._show_step(snap.view, fill=snap.kind == "fill")
+        self.compare.show_snapshot(snap)
         self._follow()
         if self.phase is Phase.RUNNING:
             if snap.stop or snap.kind == "none":
