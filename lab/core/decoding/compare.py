@@ -108,13 +108,14 @@ class DecodeComparer:
         """The step after ``node`` that chose ``chosen`` (None when pending), shown as ``node_id``."""
         import torch
 
-        main = dec.logits_after(node)[0].double()
-        twin = self._twin_logits(dec, node).double()
+        main = dec.logits_after(node)[0].double().cpu()        # the decode's device (a GPU) -> CPU
+        twin = self._twin_logits(dec, node).double()            # twins answer on the CPU
         lp_main, lp_twin = torch.log_softmax(main, -1), torch.log_softmax(twin, -1)
         kl = float((lp_main.exp() * (lp_main - lp_twin)).sum().clamp_min(0.0))
         chain = sampling.build_chain(settings, dec.rules)
-        ids = torch.tensor([dec.path_ids(node)]) if sampling.needs_input_ids(chain) else None
-        scores = sampling.apply_chain(chain, ids, twin.float()[None]) if chain else twin[None]
+        # the step's processors hold tensors on the decode's device: filter the twin's logits there
+        ids = torch.tensor([dec.path_ids(node)], device=dec.device) if sampling.needs_input_ids(chain) else None
+        scores = sampling.apply_chain(chain, ids, twin.float()[None].to(dec.device)) if chain else twin[None]
         return ComparedStep(
             step=step, node_id=node_id, token_id=chosen,
             main_top=self._top(dec, lp_main, k), twin_top=self._top(dec, lp_twin, k), kl=kl,
