@@ -125,7 +125,9 @@ def tint(widget: QWidget, name: str, extra: str = "") -> None:
     widget.setStyleSheet(f"color: {tone(name)};{extra}")
 
 
-def _retint() -> None:
+def retint() -> None:
+    """Re-apply every tint: after a theme switch, and after the application font changes
+    (a widget with a style sheet keeps its old font until its sheet is set again)."""
     for widget, (name, extra) in list(_tinted.items()):
         try:
             widget.setStyleSheet(f"color: {tone(name)};{extra}")
@@ -228,6 +230,6 @@ def apply(app: QApplication, theme: str) -> str:
     # panels that pick colours treat high contrast as dark
     app.setProperty("tvlab_theme", "dark" if high_contrast else mode)
     restyle_plots()
-    _retint()
+    retint()
     notifier().changed.emit(mode)
     return mode

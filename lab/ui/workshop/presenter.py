@@ -32,6 +32,7 @@ def set_large_fonts(on: bool, app: Optional[QApplication] = None) -> None:
         size = base.pointSizeF() if base.pointSizeF() > 0 else 10.0
         font.setPointSizeF(size * LARGE_FONT_SCALE)
     app.setFont(font)
+    lab_theme.retint()          # labels with a style sheet (notes, hints) take the new font too
     app.setProperty("tvlab_large_fonts", bool(on))
     lab_settings.settings().setValue("presenter/large_fonts", bool(on))
     new = font.pointSizeF()
