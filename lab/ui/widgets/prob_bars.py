@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFontMetrics
 
 from lab.ui import theme as lab_theme
 from lab.ui.widgets import plot_export
@@ -54,6 +54,10 @@ class CandidateBars(pg.GraphicsLayoutWidget):
     """Bars of the candidates of one step; click a row to force that token."""
 
     candidate_clicked = Signal(int)      # token id
+    # every candidate's label (_apply_ticks names what fits); class defaults, as Qt may send
+    # a resize while the widget is still being built
+    _ticks: tuple = ()
+    _chosen_rows: frozenset = frozenset()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -98,6 +102,27 @@ class CandidateBars(pg.GraphicsLayoutWidget):
         if event.type() == QEvent.FontChange:
             self._fit_labels()
 
+    def _apply_ticks(self) -> None:
+        """Name as many candidates as the axis has room for (every k-th, and always the
+        chosen one), so the labels never print over each other at any height or font."""
+        ticks = self._ticks
+        if not ticks:
+            return
+        height = self.bars.getViewBox().sceneBoundingRect().height()
+        line = QFontMetrics(self.bars.getAxis("left").font()).lineSpacing()
+        step = max(1, int(np.ceil(len(ticks) * line / max(height, 1.0)))) if height > 0 else 1
+        keep = [t for i, t in enumerate(ticks) if i % step == 0 or i in self._chosen_rows]
+        if step > 1:       # a chosen row next to a kept one would collide: drop that neighbour
+            rows = {t[0] for t in keep}
+            keep = [t for t in keep if t[0] in self._chosen_rows
+                    or not any(abs(t[0] - c) < step and t[0] != c for c in self._chosen_rows & rows)]
+        self.bars.getAxis("left").setTicks([keep, []])
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if not self.closed:                # pyqtgraph's close() drops the scene, then resizes
+            self._apply_ticks()
+
     def clear_bars(self) -> None:
         for it in self._items:
             it.getViewBox().removeItem(it) if it.getViewBox() is not None else None
@@ -131,7 +156,9 @@ class CandidateBars(pg.GraphicsLayoutWidget):
             mark = "▶ " if c.chosen else ""
             tail = f"  ✕{c.removed_by}" if c.removed else ""
             ticks.append((i, f"{mark}{_short(c.token)}{tail}"))
-        self.bars.getAxis("left").setTicks([ticks, []])
+        self._ticks = tuple(ticks)
+        self._chosen_rows = frozenset(i for i, c in enumerate(cands) if c.chosen)
+        self._apply_ticks()
         xmax = float(max(raw.max(), proc.max(), 1e-6)) * 1.08
         self.bars.setXRange(0, xmax, padding=0)
         self.bars.setYRange(-0.6, n - 0.4, padding=0)
