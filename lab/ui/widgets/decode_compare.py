@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from lab.ui import theme as lab_theme
 from lab.ui.widgets.prob_bars import CHOSEN, PROC, RAW, _short
 
 #: Converter outputs offered in the combo when they exist for the loaded model.
@@ -49,7 +50,7 @@ class DecodeCompareView(QWidget):
         self._spec: Optional[str] = None
         self.error = QLabel()
         self.error.setWordWrap(True)
-        self.error.setStyleSheet("color: #c77700;")
+        lab_theme.tint(self.error, "warn")
         self.error.hide()
         self.summary = QLabel()
         self.summary.setWordWrap(True)
@@ -71,7 +72,7 @@ class DecodeCompareView(QWidget):
         self.chart.setMinimumHeight(140)
         self.note = QLabel()
         self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: gray;")
+        lab_theme.tint(self.note, "muted")
         self.kl: list[float] = []          # the chart's values, per chosen step
 
         head = QHBoxLayout()
@@ -92,7 +93,15 @@ class DecodeCompareView(QWidget):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(head)
         lay.addWidget(self.error)
+        self.intro = QLabel("Read the same decode with the model at another precision: fp16 or bf16 "
+                            "in torch, or an ONNX file the converter wrote (fp16, int8, int4). Each step then "
+                            "shows both distributions, their KL divergence and where the two first disagree.")
+        self.intro.setWordWrap(True)
+        lab_theme.tint(self.intro, "muted")
+        lay.addWidget(self.intro)
         lay.addWidget(self.body, 1)
+        self.stretch = QWidget()              # keeps the combo at the top while nothing is compared
+        lay.addWidget(self.stretch, 1)
         self.body.hide()
         self.set_model(None)
 
@@ -152,6 +161,8 @@ class DecodeCompareView(QWidget):
         self.error.setVisible(bool(message))
         if message:
             self.body.hide()
+            self.intro.show()
+            self.stretch.show()
 
     # --- the comparison ---------------------------------------------------------------------------
     def show_snapshot(self, snap) -> None:
@@ -168,10 +179,14 @@ class DecodeCompareView(QWidget):
         chosen token reads ``token``."""
         if cmp is None:
             self.body.hide()
+            self.intro.show()
+            self.stretch.show()
             self.kl = []
             self.chart.clear()
             return
         self.body.show()
+        self.intro.hide()
+        self.stretch.hide()
         n = len(cmp.steps)
         agree = "—" if cmp.agreement is None else f"{cmp.agreement:.0%} ({sum(s.agree for s in cmp.steps)} of {n})"
         first = ("none so far" if cmp.first_divergence is None else f"step {cmp.first_divergence}")
