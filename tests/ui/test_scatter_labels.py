@@ -23,3 +23,13 @@ def test_labels_do_not_overlap_and_the_prompt_comes_first(qtbot):
         for b in rects[i + 1:]:
             assert not a.intersects(b.adjusted(1, 1, -1, -1)), "two labels overlap"
     assert len(view.scatter.data) == len(coords)                      # every point is drawn
+
+
+def test_neighbour_links_are_one_item_of_pairs(qtbot):
+    view = ScatterView()
+    qtbot.addWidget(view)
+    coords = np.array([[0, 0], [1, 0], [0.5, 1], [2, 2]], dtype=float)
+    view.set_points(coords, ["a", "b", "c", "d"], ["prompt", "prompt", "neighbour", "neighbour"], [-1, -1, 0, 1])
+    assert len(view.lines) == 1
+    x, y = view.lines[0].getData()
+    assert list(zip(x, y)) == [(0.0, 0.0), (0.5, 1.0), (1.0, 0.0), (2.0, 2.0)]    # c-a and d-b

@@ -156,12 +156,13 @@ class ScatterView(pg.PlotWidget):
             text.setPos(float(coords[i][0]), float(coords[i][1]))
             self.addItem(text)
             self.texts.append(text)
-        for i, j in enumerate(of):
-            if j >= 0:
-                ln = pg.PlotDataItem([coords[j][0], coords[i][0]], [coords[j][1], coords[i][1]],
-                                     pen=pg.mkPen(lab_theme.tone("edge"), width=1))
-                self.addItem(ln)
-                self.lines.append(ln)
+        links = [(j, i) for i, j in enumerate(of) if j >= 0]
+        if links:    # every neighbour's link in one item: one item per link made big redraws slow
+            ends = np.asarray(links).reshape(-1)
+            ln = pg.PlotDataItem(coords[ends, 0], coords[ends, 1], connect="pairs",
+                                 pen=pg.mkPen(lab_theme.tone("edge"), width=1))
+            self.addItem(ln)
+            self.lines.append(ln)
         self.setLabel("bottom", f"PC1 ({100 * float(explained[0]):.0f}% of variance)")
         self.setLabel("left", f"PC2 ({100 * float(explained[1]):.0f}% of variance)")
 
