@@ -56,6 +56,15 @@ def _json_default(o: Any):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """Make ``parser``'s own errors (a bad flag value) one line on stderr and exit 2, like
+    every other user error, instead of argparse's usage block."""
+    def error(message):
+        print(f"tvlab: error: {parser.prog}: {message}".replace("\n", " "), file=sys.stderr)
+        sys.exit(2)
+    parser.error = error
+
+
 def fail(message: str, code: int = 2) -> int:
     """One line on stderr, a non-zero exit status."""
     print(f"tvlab: error: {message}".replace("\n", " "), file=sys.stderr)

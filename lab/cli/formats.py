@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import math
-import sys
 
-from lab.cli import print_json
+from lab.cli import one_line_errors, print_json
 from lab.core.precision import formats
 
 NAME = "formats"
@@ -12,10 +11,7 @@ HELP = "a number in fp32, fp16, bf16, int8 and int4: bits, stored value, error, 
 
 
 def add_arguments(parser) -> None:
-    def error(message):
-        print(f"tvlab: error: {parser.prog}: {message}".replace("\n", " "), file=sys.stderr)
-        sys.exit(2)
-    parser.error = error
+    one_line_errors(parser)
     parser.add_argument("--value", default="pi", help="the number to store (default π; e.g. 65504, 70000, 1e-8)")
     parser.add_argument("--range", dest="range_", default=str(formats.DEFAULT_RANGE),
                         help="max |x| that scaled int8 / int4 cover: scale = range/127 or range/7 "

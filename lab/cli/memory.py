@@ -1,9 +1,7 @@
 """`tvlab memory --params 1e9`: weights per dtype, inference and training memory broken down."""
 from __future__ import annotations
 
-import sys
-
-from lab.cli import print_json
+from lab.cli import one_line_errors, print_json
 from lab.core import memory as mem
 from lab.core.errors import InputError
 from lab.core.units import parse_number
@@ -13,10 +11,7 @@ HELP = "memory calculator: weights per dtype, inference, training (weights, grad
 
 
 def add_arguments(parser) -> None:
-    def error(message):
-        print(f"tvlab: error: {parser.prog}: {message}".replace("\n", " "), file=sys.stderr)
-        sys.exit(2)
-    parser.error = error
+    one_line_errors(parser)
     parser.add_argument("--params", required=True, help="parameter count (e.g. 1e9 or 1B)")
     parser.add_argument("--precision", default="mixed", help="training precision: mixed (default) or fp32")
     parser.add_argument("--batch", default=str(mem.TYPICAL_BATCH),
