@@ -189,11 +189,12 @@ def _rss() -> int:
 
 
 def _trim_heap() -> None:
-    """Hand freed heap memory back to the OS (glibc), so the next RSS delta is the session's own."""
-    import ctypes
-    import gc
+    """Hand freed heap memory back to the OS (glibc), so the next RSS delta is the session's own.
 
-    gc.collect()
+    No ``gc.collect()`` here: this runs on a worker thread, and a collection there can free a
+    cycle holding Qt objects off the GUI thread and deadlock (the GUI thread collects)."""
+    import ctypes
+
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
