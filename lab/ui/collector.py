@@ -12,6 +12,12 @@ Once the first model is in, the imported libraries (torch, transformers: about a
 objects) and that model live as long as the process; ``settle()`` freezes them out of the
 collector's sight, so a full collection stops holding the GUI thread for a third of a
 second every few seconds.
+
+While a model loads (and, before the first model, while the model lane imports torch and
+transformers) the collector holds off: those imports make about a million objects, and
+collecting among them on the GUI thread blocked it for most of a second. ``hold(key)`` and
+``release(key)`` bracket such a job; a hold older than ``HOLD_MAX_S`` no longer counts, so
+a job that never ends cannot switch collection off for good.
 """
 from __future__ import annotations
 
@@ -23,6 +29,27 @@ from PySide6.QtCore import QCoreApplication, QObject, QTimer
 
 INTERVAL_MS = 500
 FULL_EVERY_S = 10.0
+HOLD_MAX_S = 120.0
+
+_holds: dict[object, float] = {}      # key -> monotonic time the hold began
+_holds_lock = threading.Lock()
+
+
+def hold(key) -> None:
+    """No collection until ``release(key)`` (or HOLD_MAX_S): a model is loading."""
+    with _holds_lock:
+        _holds.setdefault(key, time.monotonic())
+
+
+def release(key) -> None:
+    with _holds_lock:
+        _holds.pop(key, None)
+
+
+def held() -> bool:
+    now = time.monotonic()
+    with _holds_lock:
+        return any(now - began < HOLD_MAX_S for began in _holds.values())
 
 
 class GuiThreadCollector(QObject):
@@ -51,6 +78,8 @@ class GuiThreadCollector(QObject):
         thousands of cycles can leave it under the threshold while the cycles wait
         unfreed. The older generations count collections, which only this timer makes.
         """
+        if held():
+            return
         counts = gc.get_count()
         now = time.monotonic()
         if counts[2] > self.threshold[2] and now >= self._next_full:
@@ -73,6 +102,10 @@ def collect_on_gui_thread(app: QCoreApplication) -> GuiThreadCollector:
 
 
 _settled = threading.Event()
+
+
+def settled() -> bool:
+    return _settled.is_set()
 
 
 def settle(*_args) -> bool:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer, Signal, Slot
 
+from lab.ui import collector
 from lab.ui.worker import ModelWorker, Task, WorkerThread
 
 
@@ -80,7 +81,7 @@ class Session(QObject):
         self._latest: dict[str, int] = {}
         self._running: dict[int, Task] = {}
         self._worker = ModelWorker()
-        self._thread = WorkerThread(self._worker)
+        self._thread = WorkerThread(self._worker, preload=True)
         self._submit.connect(self._worker.run_task, Qt.QueuedConnection)
         self._connect(self._worker)
         self._worker.model_replaced.connect(self._on_model_replaced)
@@ -171,6 +172,8 @@ class Session(QObject):
         worker.note_latest(task.channel, task.id)
         self._callbacks[task.id] = (on_done, on_error)
         self._running[task.id] = task
+        if task.replaces_model or (lane == "model" and not collector.settled()):
+            collector.hold(task.id)     # the imports and the model's objects: collect after
         submit.emit(task)
         return task
 
@@ -216,6 +219,7 @@ class Session(QObject):
     def _finish(self, task_id: int):
         was_busy = self.busy
         self._running.pop(task_id, None)
+        collector.release(task_id)
         cbs = self._callbacks.pop(task_id, None)
         if was_busy and not self.busy:
             self.busy_changed.emit(False, "")
@@ -334,6 +338,7 @@ class Session(QObject):
         self._shut = True
         for task in list(self._running.values()):
             task.job.cancel()
+            collector.release(task.id)
         self._trace_timer.stop()
         self._stop_threads()
         self._callbacks.clear()

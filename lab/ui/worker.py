@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from lab.core import libraries
 from lab.core.errors import Cancelled, LabError
 from lab.core.jobs import Job
 
@@ -117,10 +118,19 @@ class ModelWorker(QObject):
 class WorkerThread(QThread):
     """The thread a worker lives on; stopped and joined on close."""
 
-    def __init__(self, worker: ModelWorker, name: str = "ModelWorkerThread"):
+    def __init__(self, worker: ModelWorker, name: str = "ModelWorkerThread", preload: bool = False):
         super().__init__()
         self.setObjectName(name)
+        self._preload = preload
         worker.moveToThread(self)
+
+    def run(self) -> None:
+        if self._preload:       # torch's libraries, opened without the GIL (the window keeps painting)
+            try:
+                libraries.preload_torch()
+            except Exception:   # torch's own import does the work then
+                log.exception("preloading torch's libraries failed")
+        self.exec()
 
     def stop(self, timeout_ms: int = 10000) -> bool:
         self.quit()

@@ -49,3 +49,39 @@ def test_cycles_are_freed_even_when_frees_pulled_the_count_down(qtbot):
     assert gc.get_count()[0] < collector.threshold[0]
     collector.check()
     assert len(Node.freed) == 2000
+
+
+def test_no_collection_while_a_model_loads(qtbot, monkeypatch):
+    """A model load makes a million objects (torch's and transformers' imports): collecting
+    among them on the GUI thread froze the window, so a load holds the collector off."""
+    from lab.ui import collector
+
+    gc_ran = []
+    monkeypatch.setattr(gc, "collect", lambda *a: gc_ran.append(a) or 0)
+    keeper = collector.collect_on_gui_thread(application())
+    keeper.timer.stop()
+    try:
+        garbage = [[] for _ in range(keeper.threshold[0] * 2)]     # over the young threshold
+        collector.hold("load")
+        keeper.check()
+        assert gc_ran == [] and collector.held()
+        collector.release("load")
+        keeper.check()
+        assert gc_ran and not collector.held()
+        del garbage
+    finally:
+        keeper.timer.start()
+
+    collector.hold("forgotten")                     # a job that never ends stops holding
+    monkeypatch.setattr(collector.time, "monotonic", lambda: 1e12)
+    assert not collector.held()
+    collector.release("forgotten")
+
+
+def test_the_session_holds_the_collector_while_a_load_runs(qtbot, session, tiny_model_dir, load_and_wait):
+    from lab.ui import collector
+
+    session.load_model(str(tiny_model_dir("gpt2")))
+    assert collector.held()
+    qtbot.waitUntil(lambda: session.card is not None and not session.busy, timeout=60000)
+    assert not collector.held()
