@@ -26,8 +26,21 @@ def add_arguments(p):
                         "the same model with transformers, no window (run it from the bundle for its own floor)")
 
 
+def _age_linux(pid: int) -> float:
+    """Seconds since process ``pid`` started, from /proc (10 ms steps). psutil's create_time
+    adds the boot time, which Linux gives in whole seconds: up to a second off."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        start_ticks = int(f.read().rsplit(b")", 1)[1].split()[19])
+    with open("/proc/uptime", "rb") as f:
+        uptime = float(f.read().split()[0])
+    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _process_start() -> float:
     """Seconds since the epoch at which this process (the bundle's bootloader) started."""
+    import sys
+
+    pid = os.getpid()
     try:
         import psutil
 
@@ -35,9 +48,10 @@ def _process_start() -> float:
         # A one-folder PyInstaller bundle on Linux runs in one process; where a bootloader
         # parent exists (onefile, macOS .app), start from the parent.
         parent = proc.parent()
-        if parent is not None and getattr(__import__("sys"), "frozen", False) \
-                and parent.exe() == proc.exe():
-            return parent.create_time()
+        if parent is not None and getattr(sys, "frozen", False) and parent.exe() == proc.exe():
+            proc, pid = parent, parent.pid
+        if sys.platform.startswith("linux"):
+            return time.time() - _age_linux(pid)
         return proc.create_time()
     except Exception:
         return time.time()

@@ -4,6 +4,10 @@ It owns the workshop (a LessonRunner and the Lessons menu) and wires it to the p
 it talks to panels through the Panel protocol (lab.ui.panels.base) and, for the two
 panels whose jobs are its own menu items (the Model panel's loading, the Lessons panel's
 runner), through those classes' public methods.
+
+(Over 500 lines: the docks' default layout, the saved and presenter layouts and the side
+docks' widths share one set of dock bookkeeping; menus, keys, panel hosting and the
+workshop live in their own modules.)
 """
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,18 @@ def test_gui_exits_cleanly_when_the_event_loop_ends_while_busy(tmp_path, tiny_gp
         raise SystemExit(lab_app.run(model={str(tiny_gpt2)!r}, prompt="The teacher taught the students"))
     """, tmp_path)
     _clean(proc)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_process_start_is_read_to_the_tick_not_to_the_boot_second():
+    """psutil's create_time adds a boot time Linux gives in whole seconds, which put up to a
+    second into every start-up figure; the age from /proc is exact to a clock tick."""
+    from lab.cli.startup import _age_linux, _process_start
+
+    mine = _age_linux(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        assert 0 <= _age_linux(child.pid) <= mine       # born after this process
+    finally:
+        child.communicate(b"")
+    assert _process_start() <= time.time() - mine + 0.05

@@ -5,6 +5,10 @@ Plots are log-log (lab.ui.widgets.scaling_plots). Slider drags only move the hig
 curve and markers (the law's curves are rebuilt only when the law changes), so a drag costs
 well under one frame. Fits run on the session's compute lane (a FitController), like every
 other background job: progress, Esc and errors as everywhere else.
+
+(Over 500 lines: four groups of controls — law, compute budget, parameters and tokens, your
+runs' fit — drive one set of plots and one law selection; the plots live in
+lab.ui.widgets.scaling_plots, the numbers in lab.core.scaling.)
 """
 from __future__ import annotations
 
