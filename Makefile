@@ -57,6 +57,9 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
 	@$(PY) -c "import lab, torch, transformers, PySide6, pyqtgraph, onnxruntime, pytest, ruff, importlinter" \
 	  || { echo "install failed: see the messages above" >&2; exit 1; }
+	@# An editable install leaves the lab's own modules uncompiled (pip compiles only what it
+	@# copies): compile them now, so even the first start reads bytecode.
+	@$(PY) -m compileall -q lab models >/dev/null
 	@touch $(STAMP)
 
 clean:
