@@ -33,3 +33,17 @@ def test_neighbour_links_are_one_item_of_pairs(qtbot):
     assert len(view.lines) == 1
     x, y = view.lines[0].getData()
     assert list(zip(x, y)) == [(0.0, 0.0), (0.5, 1.0), (1.0, 0.0), (2.0, 2.0)]    # c-a and d-b
+
+
+def test_points_keep_their_colour_size_and_hover_text_with_shared_brushes(qtbot):
+    """Three shared brushes (one symbol each) instead of a brush per point: the selected point
+    is red, the prompt's blue and larger, neighbours grey, every hover tip its token."""
+    view = ScatterView()
+    qtbot.addWidget(view)
+    coords = np.array([[0, 0], [1, 0], [0.5, 1], [2, 2]], dtype=float)
+    view.set_points(coords, ["a", "b", "c", "d"], ["prompt", "prompt", "neighbour", "neighbour"], [-1, -1, 0, 1],
+                    selected=1)
+    spots = view.scatter.points()
+    assert [s.brush().color().name() for s in spots] == ["#1f6fe0", "#d03030", "#9a9a9a", "#9a9a9a"]
+    assert [s.size() for s in spots] == [10, 10, 6, 6]
+    assert [s.data() for s in spots] == ["a", "b", "c", "d"]

@@ -137,13 +137,16 @@ class ScatterView(pg.PlotWidget):
             self.removeItem(ln)
         self.texts, self.lines = [], []
         coords = np.asarray(coords, dtype=float).reshape(-1, 2)
-        spots = []
-        for i, ((x, y), lab, kind) in enumerate(zip(coords, labels, kinds)):
-            prompt = kind == "prompt"
-            color = "#d03030" if i == selected else ("#1f6fe0" if prompt else "#9a9a9a")
-            spots.append({"pos": (float(x), float(y)), "size": 10 if prompt else 6, "data": str(lab),
-                          "brush": pg.mkBrush(color), "pen": pg.mkPen(None)})
-        self.scatter.setData(spots, hoverable=True, tip=lambda x, y, data: str(data))
+        # Three shared brushes and one pen: pyqtgraph draws each distinct symbol once and
+        # stamps it (a brush per point made it render thousands for a long prompt).
+        brushes = {c: pg.mkBrush(c) for c in ("#d03030", "#1f6fe0", "#9a9a9a")}
+        prompt = np.asarray([kind == "prompt" for kind in kinds], dtype=bool)
+        colors = np.where(prompt, "#1f6fe0", "#9a9a9a")
+        if 0 <= selected < len(colors):
+            colors[selected] = "#d03030"
+        self.scatter.setData(pos=coords, size=np.where(prompt, 10, 6), brush=[brushes[c] for c in colors],
+                             pen=pg.mkPen(None), data=[str(lab) for lab in labels], hoverable=True,
+                             tip=lambda x, y, data: str(data))
         self.autoRange()
         bold = QFont()
         bold.setBold(True)
