@@ -134,11 +134,11 @@ def _oom_message(device: str, text: str) -> str:
 
 
 def _free_device_memory() -> None:
-    import gc
-
+    """Give the failed step's cached blocks back to the driver. No ``gc.collect()``: this runs
+    on a worker thread, where a collection can free Qt objects off the GUI thread (see
+    lab.ui.collector); the blocks stay reusable by this process either way."""
     import torch
 
-    gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
