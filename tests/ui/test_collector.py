@@ -85,3 +85,25 @@ def test_the_session_holds_the_collector_while_a_load_runs(qtbot, session, tiny_
     assert collector.held()
     qtbot.waitUntil(lambda: session.card is not None and not session.busy, timeout=60000)
     assert not collector.held()
+
+
+def test_only_the_gui_thread_collector_calls_gc_collect():
+    """A collection on a worker thread once deadlocked the suite (a converter's heap trim,
+    the out-of-memory handler): only lab.ui.collector collects; benchmarks may, they own
+    their process."""
+    import ast
+    from pathlib import Path
+
+    import lab
+
+    root = Path(lab.__file__).parent
+    callers = []
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root).as_posix()
+        if rel in ("ui/collector.py",) or rel.startswith("bench/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "collect" \
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "gc":
+                callers.append(f"{rel}:{node.lineno}")
+    assert callers == []
