@@ -267,7 +267,10 @@ def _convert(request: dict, job: Job) -> ConversionReport:
 
 
 def main() -> int:
-    """The child: read one request, convert, answer; stdout carries the protocol only."""
+    """The child: read one request, convert, answer; stdout carries the protocol only.
+
+    It ends with ``os._exit`` once it has answered: the files are published and closed, and
+    tearing down torch and onnxruntime at interpreter exit would only add seconds."""
     answer = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
     sys.stdout.flush()
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())   # whatever else prints goes to stderr
@@ -302,7 +305,8 @@ def main() -> int:
     except Exception as err:  # a bug: its traceback goes to stderr, which the parent logs
         traceback.print_exc()
         send({"error": {"type": "internal", "message": f"{type(err).__name__}: {first_line(err)}"}})
-    return 0
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _watch_parent(lines, job: Job) -> None:
