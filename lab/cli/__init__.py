@@ -16,6 +16,8 @@ from typing import Any
 import lab  # noqa: F401  (sets offline mode first)
 from lab.core.errors import LabError
 
+_CHILD_COMMAND = "_convert-child"   # lab.core.precision.child.CHILD_COMMAND, without importing torch here
+
 # Commands listed first, in this order, in --help; any others follow alphabetically.
 _ORDER = ["gui", "info", "selftest", "tokens", "attention", "decode", "convert",
           "memory", "formats", "scaling", "bench"]
@@ -73,6 +75,10 @@ def fail(message: str, code: int = 2) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == [_CHILD_COMMAND]:     # hidden: the GUI's conversion process (lab.core.precision.child)
+        from lab.core.precision import child
+
+        return child.main()
     parser = build_parser()
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["gui", *argv]

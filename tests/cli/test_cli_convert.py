@@ -49,3 +49,21 @@ def test_bad_input_is_one_line(tvlab, tiny_gpt2, tmp_path):
     r = tvlab("convert", "--model", tmp_path / "missing", "--out", tmp_path / "o2")
     assert r.returncode == 2 and "does not exist" in r.stderr
     assert not (tmp_path / "o").exists() and not (tmp_path / "o2").exists()
+
+
+def test_the_gui_conversion_child_is_a_hidden_command(tvlab):
+    import subprocess
+    import sys
+
+    import lab.cli
+    from lab.core.precision.child import CHILD_COMMAND
+
+    assert lab.cli._CHILD_COMMAND == CHILD_COMMAND
+    r = tvlab("--help")
+    assert r.returncode == 0 and "convert" in r.stdout and CHILD_COMMAND not in r.stdout
+    # it speaks the child protocol, not argparse: a bad request is one JSON error line on stdout
+    r = subprocess.run([sys.executable, "-m", "lab", CHILD_COMMAND], input="not a request\n",
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    lines = r.stdout.splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["error"]["message"].startswith("bad request")

@@ -3,6 +3,7 @@
 What lives where:
 
 - ``pipeline``: ``convert``, the whole conversion stage by stage (its docstring tells it)
+- ``child``: ``convert_in_child``, the same conversion in a child process (the GUI's)
 - ``output``: the precisions, the report's rows, the output folder (checked, published whole)
 - ``export``: the fp32 ONNX export, the exporter's errors in one sentence, the export cache
 - ``graph``: fp16 / int8 / int4 files and the graph rewrites they need
@@ -12,6 +13,7 @@ What lives where:
 - ``twins``: the model at another precision (torch fp16 / bf16 copy, ONNX file) -> logits
 - ``next_token``: the same prompt through several twins, top-k side by side, agreement, KL
 """
+from lab.core.precision.child import CHILD_COMMAND, convert_in_child
 from lab.core.precision.export import EXTERNAL_DATA_BYTES, OPSET, export_onnx, graph_description, untraceable_message
 from lab.core.precision.formats import FORMATS, FormatRow, Stored, format_table, parse_value, store, store_all
 from lab.core.precision.graph import (
@@ -62,7 +64,7 @@ __all__ = [
     "to_int4", "to_int8",
     "DEFAULT_PRECISIONS", "FILE_NAME", "PRECISIONS", "REPORT_NAME", "ConversionReport", "PrecisionRow",
     "check_output_folder", "parse_precisions", "FolderNotEmpty",
-    "convert",
+    "convert", "CHILD_COMMAND", "convert_in_child",
     "EVAL_MAX_TOKENS", "EVAL_TEXT", "LATENCY_BUDGET_S", "LATENCY_RUNS", "EvalInputs", "default_threads",
     "eval_inputs", "fidelity", "measure", "onnx_sizes", "perplexity", "providers", "torch_logits",
     "FORMATS", "FormatRow", "Stored", "format_table", "parse_value", "store", "store_all",

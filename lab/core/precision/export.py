@@ -14,14 +14,17 @@ import atexit
 import contextlib
 import copy
 import io
+import os
 import re
 import shutil
 import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Optional
 
+from lab.core import atomic
 from lab.core.errors import Cancelled, InputError, first_line
 from lab.core.jobs import Job
 from lab.core.precision.output import _os_error
@@ -218,3 +221,55 @@ def _clear_export_cache() -> None:
 
 
 atexit.register(_clear_export_cache)
+
+
+class SessionExport:
+    """This process's kept fp32 export of the weights ``reference`` holds right now (in
+    memory, keyed by their identity: an edited or replaced parameter is a new key)."""
+
+    def __init__(self, reference, kind: str):
+        self.key = _fingerprint(reference) + (kind, OPSET)
+
+    def find(self) -> Optional[Path]:
+        return _cached_export(self.key)
+
+    def keep(self, path: Path) -> None:
+        _remember_export(self.key, path)
+
+
+class FolderExport:
+    """An fp32 export kept as ``folder/<key>.onnx``, where ``key`` names the weights on disk:
+    conversions in short-lived processes reuse it. The folder's owner removes the folder;
+    the least recently used files go once they exceed the in-process cache's size."""
+
+    def __init__(self, folder, key: str):
+        self.folder, self.key = Path(folder), key
+
+    @property
+    def path(self) -> Path:
+        return self.folder / f"{self.key}.onnx"
+
+    def find(self) -> Optional[Path]:
+        try:
+            self._touch()
+        except OSError:
+            return None
+        return self.path
+
+    def _touch(self) -> None:
+        """Mark as the most recently used (the clock's own resolution: files written within
+        one timer tick would otherwise tie)."""
+        now = time.time_ns()
+        os.utime(self.path, ns=(now, now))
+
+    def keep(self, path: Path) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with atomic.replacing(self.path) as tmp:
+                shutil.copyfile(path, tmp)
+            self._touch()
+            kept = sorted(self.folder.glob("*.onnx"), key=lambda p: p.stat().st_mtime_ns)
+            while len(kept) > 1 and sum(p.stat().st_size for p in kept) > _EXPORT_CACHE_MAX_BYTES:
+                kept.pop(0).unlink()
+        except OSError:   # a cache that cannot be written only costs the next export
+            return

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 from lab.core.errors import LabError, first_line
 from lab.core.jobs import Job
@@ -38,12 +38,11 @@ from lab.core.precision.export import (
     _EXPORT_CACHE_MAX_BYTES,
     EXTERNAL_DATA_BYTES,
     OPSET,
-    _cached_export,
+    FolderExport,
+    SessionExport,
     _copy_model,
-    _fingerprint,
     _fp32_bytes,
     _reference_model,
-    _remember_export,
     export_onnx,
     graph_description,
 )
@@ -84,20 +83,27 @@ def _step(job: Job, stage: str, within: float, what: str) -> None:
 
 def convert(lm, out, precisions=DEFAULT_PRECISIONS, *, force: bool = False, per_channel: bool = False,
             threads: Optional[int] = None, eval_text: str = EVAL_TEXT, latency_runs: int = LATENCY_RUNS,
-            reuse_export: bool = True, job: Optional[Job] = None) -> ConversionReport:
+            reuse_export: bool = True, job: Optional[Job] = None,
+            export_slot: Optional[Union[SessionExport, FolderExport]] = None,
+            notes: Sequence[str] = ()) -> ConversionReport:
     """Export ``lm`` at each precision into ``out`` and measure every file.
 
     Writes ``out/model-<precision>.onnx`` (+ ``.data`` for external data) and
     ``out/report.json``. Raises InputError for a folder that cannot be used (or holds
     files, unless ``force``) and for a model the exporter cannot trace; Cancelled leaves
     the folder as it was.
+
+    ``export_slot`` is where an earlier fp32 export of the same weights is found and this
+    one kept (default: this process's memory, keyed by the live parameters); ``notes``
+    open the report's notes (the caller's word on where the model came from).
     """
     job = Job.ensure(job)
     precisions = parse_precisions(precisions)
     out = check_output_folder(out, force)
     threads = int(threads or default_threads())
     provider_list, provider_text = providers()
-    reference, notes = _reference_model(lm)
+    reference, copy_notes = _reference_model(lm)
+    notes = [*notes, *copy_notes]
     fp32_bytes = _fp32_bytes(reference)
     external = fp32_bytes > EXTERNAL_DATA_BYTES
     need = fp32_bytes * (2.0 + 0.5 * ("fp16" in precisions) + 0.35 * ("int8" in precisions)
@@ -112,15 +118,15 @@ def convert(lm, out, precisions=DEFAULT_PRECISIONS, *, force: bool = False, per_
         t0 = time.perf_counter()
         _step(job, "export", 0.0, "tracing the model (torch.onnx.export, dynamo)")
         fp32_path = tmp / FILE_NAME.format(precision="fp32")
-        key = _fingerprint(reference) + (lm.kind, OPSET)
-        cached = _cached_export(key) if reuse_export else None
+        slot = export_slot if export_slot is not None else SessionExport(reference, lm.kind)
+        cached = slot.find() if reuse_export else None
         if cached is not None:
             _copy_model(cached, fp32_path)
             notes.append("The fp32 export was reused from earlier in this session (same weights).")
         else:
             export_onnx(lm, fp32_path, job, external_data=external, reference=reference)
             if not external and fp32_bytes <= _EXPORT_CACHE_MAX_BYTES:
-                _remember_export(key, fp32_path)
+                slot.keep(fp32_path)
         _step(job, "export", 1.0, "saved the fp32 graph")
         timings["export"] = time.perf_counter() - t0
 

@@ -1,11 +1,14 @@
 """The ONNX conversion's state, owned by the model worker.
 
-The controller runs ``lab.core.precision.convert`` and remembers the last result: the
-report, the folder it was written to and the model it describes. Loading another model
-clears all of it (``model_replaced``), so a readout never outlives its model. The panel
-sends ``convert`` and shows the ``Conversion`` snapshot it gets back.
+The controller runs the conversion in a child process (``precision.convert_in_child``: the
+exporter, onnxruntime and the quantizer keep 130-200 MB for good in the process that ran
+them, and a crash there cannot take the lab down), from the loaded model's files at its
+dtype, and remembers the last result: the report, the folder it was written to and the
+model it describes. Loading another model clears all of it (``model_replaced``), so a
+readout never outlives its model. The panel sends ``convert`` and shows the
+``Conversion`` snapshot it gets back.
 
-Cancel (the panel's button, Esc, Run ▸ Cancel) marks the task's job; ``convert`` stops at
+Cancel (the panel's button, Esc, Run ▸ Cancel) marks the task's job; the child stops at
 the next stage boundary and removes its temporary folder, so the output folder stays as it
 was. The only step it cannot take back is the final publish (a few renames): a cancel that
 arrives after it finds the files written, and the panel says so.
@@ -44,7 +47,8 @@ class ConversionController(Controller):
 
     def convert(self, lm, job, out: str, precisions: tuple, force: bool = False,
                 per_channel: bool = False) -> Conversion:
-        report = precision.convert(lm, out, precisions, force=force, per_channel=per_channel, job=job)
+        report = precision.convert_in_child(lm.card.ref, lm.dtype, out, precisions, force=force,
+                                            per_channel=per_channel, job=job)
         self.last = Conversion(report=report, out=str(report.out), model=report.model)
         return self.last
 
