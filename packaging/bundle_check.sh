@@ -39,6 +39,15 @@ run_bundle selftest --out "$OUT" --json > "$WORK/selftest.json" || {
 end=$(date +%s)
 cat "$WORK/selftest.json"
 run_bundle startup --json || { echo "bundle-check: startup FAILED" >&2; exit 1; }
+# The Precision converter: an ONNX export and an int8 file (the exporter compiles onnxscript
+# functions from their source, which a bundle must carry), and the hidden command the GUI
+# starts its conversion process with answers in its JSON protocol.
+run_bundle convert --model zoo:bard-gpt --out "$WORK/onnx" --precisions fp32,int8 > "$WORK/convert.txt" 2>&1 || {
+    cat "$WORK/convert.txt" >&2; echo "bundle-check: convert FAILED" >&2; exit 1; }
+[ -s "$WORK/onnx/model-fp32.onnx" ] && [ -s "$WORK/onnx/model-int8.onnx" ] || {
+    echo "bundle-check: convert wrote no ONNX files" >&2; exit 1; }
+echo "not a request" | run_bundle _convert-child 2>/dev/null | grep -q '"bad request' || {
+    echo "bundle-check: the conversion process command did not answer" >&2; exit 1; }
 
 written=$(find "$BUNDLE" -newer "$WORK/stamp" | head -5)
 if [ -n "$written" ]; then
@@ -47,4 +56,4 @@ fi
 if [ -n "$(ls -A "$WORK/cwd")" ]; then
   echo "bundle-check: the program wrote into the folder it was started from:" >&2; ls -A "$WORK/cwd" >&2; exit 1
 fi
-echo "bundle-check: OK — selftest passed in $((end - start)) s with no Python on the PATH${NONET:+, no network}${RO:+, the program on a read-only mount}; nothing written beside the program ($(du -sh "$BUNDLE" | cut -f1) unpacked)"
+echo "bundle-check: OK — selftest passed in $((end - start)) s and an fp32 + int8 conversion worked, with no Python on the PATH${NONET:+, no network}${RO:+, the program on a read-only mount}; nothing written beside the program ($(du -sh "$BUNDLE" | cut -f1) unpacked)"
