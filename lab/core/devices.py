@@ -133,6 +133,24 @@ def _oom_message(device: str, text: str) -> str:
     )
 
 
+def trim_heap() -> None:
+    """Hand freed heap memory back to the OS (glibc's malloc_trim; elsewhere nothing to do):
+    after a model is replaced, or before measuring a session's memory. The ctypes call
+    releases the interpreter lock while it runs.
+
+    No ``gc.collect()`` here: this runs on worker threads, and a collection there can free a
+    cycle holding Qt objects off the GUI thread and deadlock (the GUI thread collects)."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):   # not glibc (musl has no malloc_trim)
+        pass
+
+
 def _free_device_memory() -> None:
     """Give the failed step's cached blocks back to the driver. No ``gc.collect()``: this runs
     on a worker thread, where a collection can free Qt objects off the GUI thread (see

@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from lab.core import libraries
+from lab.core import devices, libraries
 from lab.core.errors import Cancelled, LabError
 from lab.core.jobs import Job
 
@@ -99,6 +99,7 @@ class ModelWorker(QObject):
                     controllers = list(self._controllers.values())
                 for ctl in controllers:   # before any later request can reach them
                     ctl.model_replaced()
+                devices.trim_heap()       # the old model's memory back to the OS
                 self.model_replaced.emit(result.card)
                 result = result.card
             self.finished.emit(task.id, task.channel, result)

@@ -153,3 +153,20 @@ def test_a_device_that_disappears_mid_run_is_an_error_and_the_worker_lives(qtbot
     assert "failed" in sig.args[0] and "CPU" in sig.args[0]
     session.set_prompt("the worker is still here", immediate=True)
     qtbot.waitUntil(lambda: session.trace is not None, timeout=10000)
+
+
+def test_replacing_a_model_hands_the_old_ones_memory_back(qtbot, session, tiny_model_dir, load_and_wait, monkeypatch):
+    """After a switch the freed heap goes back to the OS (the soak's RSS followed whichever
+    model happened to be loaded at its peak, not the one in use)."""
+    import weakref
+
+    from lab.core import devices
+
+    load_and_wait(qtbot, session, tiny_model_dir("gpt2"))
+    old = []
+    session.request("test.old", lambda lm, job: old.append(weakref.ref(lm.model)) or True, lambda _r: None)
+    qtbot.waitUntil(lambda: bool(old), timeout=10000)
+    freed_before_trim = []
+    monkeypatch.setattr(devices, "trim_heap", lambda: freed_before_trim.append(old[0]() is None))
+    load_and_wait(qtbot, session, tiny_model_dir("bert"))
+    assert freed_before_trim == [True]      # trimmed once, after the old model was released

@@ -15,6 +15,7 @@ from typing import Optional
 
 import numpy as np
 
+from lab.core.devices import trim_heap
 from lab.core.errors import InputError
 from lab.core.jobs import Job
 from lab.core.precision.export import _wrapper
@@ -188,26 +189,13 @@ def _rss() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def _trim_heap() -> None:
-    """Hand freed heap memory back to the OS (glibc), so the next RSS delta is the session's own.
-
-    No ``gc.collect()`` here: this runs on a worker thread, and a collection there can free a
-    cycle holding Qt objects off the GUI thread and deadlock (the GUI thread collects)."""
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def measure(path: Path, inputs: EvalInputs, *, threads: int, provider_list: list[str],
             runs: int = LATENCY_RUNS, job: Optional[Job] = None) -> tuple[np.ndarray, dict]:
     """Run ``path`` with onnxruntime: logits[pos, vocab], session memory and latency."""
     import onnxruntime as ort
 
     job = Job.ensure(job)
-    _trim_heap()
+    trim_heap()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -228,7 +216,7 @@ def measure(path: Path, inputs: EvalInputs, *, threads: int, provider_list: list
         if time.perf_counter() > deadline and len(times) >= 3:
             break
     del sess
-    _trim_heap()
+    trim_heap()
     times.sort()
     p95 = times[min(len(times) - 1, int(math.ceil(0.95 * len(times))) - 1)]
     return logits[0].astype(np.float32), dict(runtime_bytes=runtime,
