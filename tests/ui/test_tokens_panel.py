@@ -206,3 +206,15 @@ def test_choosing_a_zoo_tokenizer_compares_at_once(qtbot, session, panel, tiny_g
     box.activated.emit(0)                                  # a pick in the list, no Compare click
     qtbot.waitUntil(lambda: panel.comparison is not None, timeout=20000)
     assert panel.comparison.b.count > 0
+
+
+def test_the_pca_scatter_is_drawn_when_its_tab_is_shown(qtbot, session, panel, tiny_gpt2, load_and_wait):
+    """Its text labels are the panel's costliest drawing: a new prompt's projection waits
+    behind its tab until the tab is shown (or the view is exported)."""
+    load_and_wait(qtbot, session, tiny_gpt2)
+    panel.tabs.setCurrentIndex(0)
+    session.set_prompt("The teacher taught the students with the book.", immediate=True)
+    qtbot.waitUntil(lambda: panel.proj is not None, timeout=30000)
+    assert len(panel.proj_view.scatter.data) == 0              # not drawn behind its tab
+    panel.tabs.setCurrentIndex(panel.tabs.indexOf(panel.proj_view.parentWidget()))
+    assert len(panel.proj_view.scatter.data) == len(panel.proj.coords) > 0

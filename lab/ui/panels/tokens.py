@@ -46,6 +46,7 @@ class TokensPanel(Panel):
         self.rows = None                # EmbeddingRows
         self.neigh = []                 # [Neighbours] (input, maybe output)
         self.proj = None
+        self._proj_pending = None       # (projection, selected) not drawn yet: its tab is hidden
         self.positions = None
         self.context_result = None
         self.comparison = None
@@ -138,6 +139,7 @@ class TokensPanel(Panel):
         self.rows = None
         self.neigh = []
         self.proj = None
+        self._proj_pending = None
         self.positions = None
         self.context_result = None
         self.comparison = None
@@ -285,7 +287,10 @@ class TokensPanel(Panel):
         sel = -1
         if tz is not None and 0 <= i < tz.count and tz.ids[i] in proj.ids:
             sel = proj.ids.index(tz.ids[i])
-        self.proj_view.set_points(proj.coords, proj.labels, proj.kinds, proj.of, proj.explained, sel)
+        # The scatter's labels are the panel's costliest drawing: drawn when its tab is shown.
+        self._proj_pending = (proj, sel)
+        if self.current_view() == "projection":
+            self._draw_projection()
         self.proj_note.setText(
             f"PCA of the input embeddings of {proj.kinds.count('prompt')} distinct prompt tokens (blue) and "
             f"their 3 nearest neighbours each (grey); the axes keep "
@@ -379,7 +384,15 @@ class TokensPanel(Panel):
         self.context_result = cs
         self.context_view.show_result(cs)
 
+    def _draw_projection(self) -> None:
+        if self._proj_pending is not None:
+            proj, sel = self._proj_pending
+            self._proj_pending = None
+            self.proj_view.set_points(proj.coords, proj.labels, proj.kinds, proj.of, proj.explained, sel)
+
     def _tab_changed(self, index: int) -> None:
+        if VIEWS[index] == "projection":
+            self._draw_projection()
         if VIEWS[index] == "context" and self.context_result is None and self.session.card is not None:
             self.run_context()
 
@@ -388,6 +401,8 @@ class TokensPanel(Panel):
         return VIEWS[self.tabs.currentIndex()]
 
     def view_widget(self, view: str) -> QWidget:
+        if view == "projection":
+            self._draw_projection()
         return {"tokens": self.chips, "compare": self.compare_table, "embeddings": self.embed_view,
                 "neighbours": self.neighbours_view, "projection": self.proj_view,
                 "positions": self.positions_view, "context": self.ctx_view}[view]
