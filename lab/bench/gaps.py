@@ -46,6 +46,14 @@ def call_site(frame) -> str:
     return f"{_where(lab_frame)} → {_where(inner)}"
 
 
+def _idle(frame) -> bool:
+    """A thread waiting for work: a worker thread's event loop, an idle pool thread."""
+    path = frame.f_code.co_filename.replace(os.sep, "/")
+    return (path.endswith("lab/ui/worker.py") and frame.f_code.co_name == "run") or \
+        (path.endswith("concurrent/futures/thread.py") and frame.f_code.co_name == "_worker") or \
+        (path.endswith("threading.py") and frame.f_code.co_name == "wait")
+
+
 class GapWatch:
     """Start it on the GUI thread; ``stop()`` and read ``worst_ms`` and ``top(n)``."""
 
@@ -55,6 +63,7 @@ class GapWatch:
         self.beats: list[float] = []
         self.worst_ms = 0.0
         self.sites: Counter = Counter()         # call site -> ms of blocking charged to it
+        self.others: Counter = Counter()        # another thread's call site -> ms of gaps it was in
         self.gaps: list[tuple[float, str]] = []  # (ms, the site most seen in it), in order
         self._current: Counter = Counter()
         self._lock = threading.Lock()
@@ -83,12 +92,18 @@ class GapWatch:
         while not self._stop.wait(self.poll):
             now = time.perf_counter()
             if now - self._last > self.threshold:
-                frame = sys._current_frames().get(self._gui)
+                frames = sys._current_frames()
+                frame = frames.get(self._gui)
                 if frame is not None:
                     site = call_site(frame)
                     with self._lock:
                         self.sites[site] += (now - prev) * 1000
                         self._current[site] += 1
+                me = threading.get_ident()
+                with self._lock:         # what the other threads were doing meanwhile
+                    for tid, other in frames.items():
+                        if tid not in (self._gui, me) and not _idle(other):
+                            self.others[call_site(other)] += (now - prev) * 1000
             prev = now
 
     def start(self) -> "GapWatch":
@@ -106,3 +121,8 @@ class GapWatch:
 
     def top(self, n: int = 3) -> list[tuple[str, float]]:
         return [(site, round(ms, 1)) for site, ms in self.sites.most_common(n)]
+
+    def top_others(self, n: int = 3) -> list[tuple[str, float]]:
+        """Where the worker threads were during gaps (the one holding the interpreter lock
+        is seen where it let go of it)."""
+        return [(site, round(ms, 1)) for site, ms in self.others.most_common(n)]

@@ -172,6 +172,7 @@ def _day(win, session, watch, gaps, zoo, rng, steps, seed, wait, idle, load, pro
         "errors": watch.errors,
         "gui_worst_gap_ms": round(gaps.worst_ms, 1),
         "gui_blocking_sites": [{"site": s, "ms": ms} for s, ms in gaps.top(3)],
+        "other_threads_during_gaps": [{"site": s, "ms": ms} for s, ms in gaps.top_others(3)],
         "seconds": round(time.perf_counter() - t0, 1),
     }
 
@@ -213,4 +214,6 @@ def main(steps: int, save: Optional[str], as_json: bool) -> int:
             print("  error:", e)
         for s in report["gui_blocking_sites"]:
             print(f"  blocked {s['ms']} ms at {s['site']}")
+        for s in report["other_threads_during_gaps"]:
+            print(f"  meanwhile, {s['ms']} ms: another thread at {s['site']}")
     return 0 if report["growth_ok"] and not report["errors"] else 1
