@@ -62,7 +62,7 @@ class PrecisionChart(QWidget):
         if self.rows is None:
             # Not the plot's title: a hidden title keeps its text's width as the plot's minimum,
             # which pushed the later bars (int8, int4) out of a narrow chart.
-            hint = pg.TextItem("Convert to compare the precisions", anchor=(0.5, 0.5),
+            hint = pg.TextItem("Convert to compare\nthe precisions", anchor=(0.5, 0.5),   # fits a narrow chart
                                color=pg.getConfigOption("foreground"))
             hint.setPos(0.5, 0.5)
             self.plot.addItem(hint)
