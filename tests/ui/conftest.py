@@ -52,3 +52,38 @@ def _load_and_wait(qtbot, session, folder, timeout=30000):
 def load_and_wait():
     """The function (qtbot, session, folder, timeout=30000) -> card: loads through the worker."""
     return _load_and_wait
+
+
+def _open_attention(qtbot, folder, prompt=None, size=(900, 700)):
+    """An attention panel on a session of its own, the model loaded and, given a prompt, traced."""
+    from lab.ui.panels.attention import AttentionPanel
+    from lab.ui.session import Session
+
+    session = Session(trace_delay_ms=0)
+    panel = AttentionPanel(session)
+    qtbot.addWidget(panel)
+    panel.resize(*size)
+    panel.show()
+    session.load_model(str(folder))
+    qtbot.waitUntil(lambda: session.card is not None, timeout=60000)
+    if prompt:
+        session.set_prompt(prompt, immediate=True)
+        qtbot.waitUntil(panel.selftest_ready, timeout=60000)
+    return session, panel
+
+
+def _idle(qtbot, session):
+    qtbot.waitUntil(lambda: not session.busy, timeout=60000)
+    qtbot.wait(20)
+
+
+@pytest.fixture
+def open_attention():
+    """The function (qtbot, folder, prompt=None, size=(900, 700)) -> (session, panel)."""
+    return _open_attention
+
+
+@pytest.fixture
+def idle():
+    """The function (qtbot, session): wait until the session's jobs are done."""
+    return _idle

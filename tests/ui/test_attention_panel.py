@@ -2,33 +2,17 @@
 import numpy as np
 from PySide6.QtCore import QPointF
 
-from lab.ui.panels.attention import AttentionPanel, attention_examples
-from lab.ui.session import Session
+from lab.ui.panels.attention import attention_examples
 
 SENTENCE = "The teacher taught the students with the book."
 
 
-def _open(qtbot, folder, prompt=SENTENCE):
-    session = Session(trace_delay_ms=0)
-    panel = AttentionPanel(session)
-    qtbot.addWidget(panel)
-    panel.resize(900, 700)
-    panel.show()
-    session.load_model(str(folder))
-    qtbot.waitUntil(lambda: session.card is not None, timeout=60000)
-    if prompt:
-        session.set_prompt(prompt, immediate=True)
-        qtbot.waitUntil(panel.selftest_ready, timeout=60000)
-    return session, panel
+def _open(open_attention, qtbot, folder, prompt=SENTENCE):
+    return open_attention(qtbot, folder, prompt)
 
 
-def _idle(qtbot, session):
-    qtbot.waitUntil(lambda: not session.busy, timeout=60000)
-    qtbot.wait(20)
-
-
-def test_head_view_shows_the_selected_head_with_masked_future(qtbot, tiny_gpt2):
-    session, panel = _open(qtbot, tiny_gpt2)
+def test_head_view_shows_the_selected_head_with_masked_future(qtbot, tiny_gpt2, open_attention):
+    session, panel = _open(open_attention, qtbot, tiny_gpt2)
     tr = session.trace
     assert panel.tabs.tabText(panel.tabs.currentIndex()) == "Head"
     shown = panel.head_view.matrix
@@ -53,8 +37,8 @@ def test_head_view_shows_the_selected_head_with_masked_future(qtbot, tiny_gpt2):
     session.shutdown()
 
 
-def test_hover_reads_query_key_and_weight(qtbot, tiny_gpt2):
-    session, panel = _open(qtbot, tiny_gpt2)
+def test_hover_reads_query_key_and_weight(qtbot, tiny_gpt2, open_attention):
+    session, panel = _open(open_attention, qtbot, tiny_gpt2)
     hv = panel.head_view
     labels = hv.row_labels
     q = labels.index("with")
@@ -71,8 +55,8 @@ def test_hover_reads_query_key_and_weight(qtbot, tiny_gpt2):
     session.shutdown()
 
 
-def test_hide_first_token_is_labelled_and_renormalised(qtbot, tiny_gpt2):
-    session, panel = _open(qtbot, tiny_gpt2)
+def test_hide_first_token_is_labelled_and_renormalised(qtbot, tiny_gpt2, open_attention):
+    session, panel = _open(open_attention, qtbot, tiny_gpt2)
     assert not panel.banner.isVisible()
     panel.hide_first.setChecked(True)
     assert panel.banner.isVisible() and "renormalised" in panel.banner.text()
@@ -88,10 +72,10 @@ def test_hide_first_token_is_labelled_and_renormalised(qtbot, tiny_gpt2):
     session.shutdown()
 
 
-def test_model_view_click_opens_the_head(qtbot, tiny_gpt2):
-    session, panel = _open(qtbot, tiny_gpt2)
+def test_model_view_click_opens_the_head(qtbot, tiny_gpt2, open_attention, idle):
+    session, panel = _open(open_attention, qtbot, tiny_gpt2)
     panel.tabs.setCurrentWidget(panel.model_view)
-    _idle(qtbot, session)
+    idle(qtbot, session)
     assert panel.model_view.shape == (2, 4)
     panel.model_view.picked.emit(1, 3)
     assert panel.tabs.currentWidget() is panel.head_view
@@ -100,8 +84,8 @@ def test_model_view_click_opens_the_head(qtbot, tiny_gpt2):
     session.shutdown()
 
 
-def test_lines_aggregates_and_gqa(qtbot, tiny_llama):
-    session, panel = _open(qtbot, tiny_llama)
+def test_lines_aggregates_and_gqa(qtbot, tiny_llama, open_attention, idle):
+    session, panel = _open(open_attention, qtbot, tiny_llama)
     tr = session.trace
     session.select(token=5)
     panel.tabs.setCurrentWidget(panel.lines_page)
@@ -109,11 +93,11 @@ def test_lines_aggregates_and_gqa(qtbot, tiny_llama):
     panel.lines_all.setChecked(False)
     assert panel.lines_view.rows_drawn() == [5]
     panel.tabs.setCurrentWidget(panel.agg_page)
-    _idle(qtbot, session)
+    idle(qtbot, session)
     np.testing.assert_allclose(np.nan_to_num(panel.agg_view.matrix), tr.attentions["self"][0].mean(0), atol=1e-6)
     panel.agg_kind.setCurrentIndex(panel.agg_kind.findData("rollout"))
     session.select(layer=1)
-    _idle(qtbot, session)
+    idle(qtbot, session)
     np.testing.assert_allclose(np.nan_to_num(panel.agg_view.matrix), tr.aggregate("self", 1, "rollout"), atol=1e-6)
     assert "4 query heads share 2 key/value heads" in panel.gqa_label.text()
     heights = panel.entropy_plot.bars.opts["height"]
@@ -121,8 +105,8 @@ def test_lines_aggregates_and_gqa(qtbot, tiny_llama):
     session.shutdown()
 
 
-def test_logit_lens_view(qtbot, tiny_gpt2):
-    session, panel = _open(qtbot, tiny_gpt2)
+def test_logit_lens_view(qtbot, tiny_gpt2, open_attention):
+    session, panel = _open(open_attention, qtbot, tiny_gpt2)
     session.select(token=3)
     panel.tabs.setCurrentWidget(panel.lens_page)
     qtbot.waitUntil(lambda: panel.lens_table.rowCount() == 3, timeout=30000)
@@ -132,8 +116,8 @@ def test_logit_lens_view(qtbot, tiny_gpt2):
     session.shutdown()
 
 
-def test_seq2seq_stacks_and_target(qtbot, tiny_t5):
-    session, panel = _open(qtbot, tiny_t5, prompt=None)
+def test_seq2seq_stacks_and_target(qtbot, tiny_t5, open_attention):
+    session, panel = _open(open_attention, qtbot, tiny_t5, prompt=None)
     session.set_target("the book")
     session.set_prompt(SENTENCE, immediate=True)
     qtbot.waitUntil(lambda: session.trace is not None and session.trace.target_text == "the book"
@@ -150,8 +134,8 @@ def test_seq2seq_stacks_and_target(qtbot, tiny_t5):
     session.shutdown()
 
 
-def test_example_sentence_sets_prompt_and_focus(qtbot, tiny_gpt2):
-    session, panel = _open(qtbot, tiny_gpt2, prompt=None)
+def test_example_sentence_sets_prompt_and_focus(qtbot, tiny_gpt2, open_attention):
+    session, panel = _open(open_attention, qtbot, tiny_gpt2, prompt=None)
     examples = attention_examples()
     assert len(examples) == 6 and panel.example.itemText(0) == "Example sentences"
     i = next(i for i, ex in enumerate(examples) if ex.word == "it")
@@ -164,8 +148,8 @@ def test_example_sentence_sets_prompt_and_focus(qtbot, tiny_gpt2):
     session.shutdown()
 
 
-def test_exports(qtbot, tiny_gpt2, tmp_path):
-    session, panel = _open(qtbot, tiny_gpt2)
+def test_exports(qtbot, tiny_gpt2, tmp_path, open_attention):
+    session, panel = _open(open_attention, qtbot, tiny_gpt2)
     png = panel.export_view(tmp_path / "head.png")
     panel.tabs.setCurrentWidget(panel.lines_page)
     svg = panel.export_view(tmp_path / "lines", "svg")
@@ -179,11 +163,11 @@ def test_exports(qtbot, tiny_gpt2, tmp_path):
     session.shutdown()
 
 
-def test_resident_trace_fetches_heads_on_the_worker(qtbot, tiny_gpt2):
+def test_resident_trace_fetches_heads_on_the_worker(qtbot, tiny_gpt2, open_attention):
     """A GPU-style trace (tensors kept where computed) still draws every head."""
     from lab.core import trace as core_trace
 
-    session, panel = _open(qtbot, tiny_gpt2)
+    session, panel = _open(open_attention, qtbot, tiny_gpt2)
     done = []
     session.request("test.capture", lambda lm, job: core_trace.capture(lm, SENTENCE, resident=True), done.append)
     qtbot.waitUntil(lambda: bool(done), timeout=30000)
@@ -196,23 +180,23 @@ def test_resident_trace_fetches_heads_on_the_worker(qtbot, tiny_gpt2):
     session.shutdown()
 
 
-def test_lesson_settings_choose_view_and_options(qtbot, tiny_gpt2):
-    session, panel = _open(qtbot, tiny_gpt2)
+def test_lesson_settings_choose_view_and_options(qtbot, tiny_gpt2, open_attention, idle):
+    session, panel = _open(open_attention, qtbot, tiny_gpt2)
     panel.apply_lesson({"view": "aggregates", "aggregate": "max", "hide_first": True})
     assert panel.tabs.currentWidget() is panel.agg_page and panel.hide_first.isChecked()
-    _idle(qtbot, session)
+    idle(qtbot, session)
     raw = session.trace.attentions["self"][0].max(0)
     assert panel.agg_view.matrix.shape == (raw.shape[0] - 1, raw.shape[1] - 1)
     assert panel.banner.isVisible()
     session.shutdown()
 
 
-def test_example_sentences_picked_in_a_row_always_draw_their_own_trace(qtbot, tiny_gpt2):
+def test_example_sentences_picked_in_a_row_always_draw_their_own_trace(qtbot, tiny_gpt2, open_attention):
     """The key word of the next example can sit at the index already selected: the focus
     step then changes nothing, and the heatmap must still be drawn from the new trace."""
     from lab.core.trace import display_tokens
 
-    session, panel = _open(qtbot, tiny_gpt2, prompt=None)
+    session, panel = _open(open_attention, qtbot, tiny_gpt2, prompt=None)
     examples = attention_examples()
 
     def pick(i):
@@ -243,10 +227,10 @@ def test_example_sentences_picked_in_a_row_always_draw_their_own_trace(qtbot, ti
     session.shutdown()
 
 
-def test_a_key_word_cut_into_pieces_selects_its_first_piece(qtbot, tiny_gpt2):
+def test_a_key_word_cut_into_pieces_selects_its_first_piece(qtbot, tiny_gpt2, open_attention):
     from lab.core.trace import word_token
 
-    session, panel = _open(qtbot, tiny_gpt2, prompt=None)
+    session, panel = _open(open_attention, qtbot, tiny_gpt2, prompt=None)
     examples = attention_examples()
     i = next(i for i, ex in enumerate(examples) if ex.word == "question")
     panel.show_example(i)

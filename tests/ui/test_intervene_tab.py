@@ -4,33 +4,19 @@ import numpy as np
 import pytest
 
 from lab.core import interventions as iv
-from lab.ui.panels.attention import AttentionPanel
-from lab.ui.session import Session
 
 SENTENCE = "The cat sat on the mat."
 
 
-def _open(qtbot, folder, prompt=SENTENCE):
-    session = Session(trace_delay_ms=0)
-    panel = AttentionPanel(session)
-    qtbot.addWidget(panel)
-    panel.resize(900, 760)
-    panel.show()
-    session.load_model(str(folder))
-    qtbot.waitUntil(lambda: session.card is not None, timeout=60000)
-    session.set_prompt(prompt, immediate=True)
-    qtbot.waitUntil(panel.selftest_ready, timeout=60000)
+def _open(open_attention, qtbot, folder, prompt=SENTENCE):
+    """The panel with the sentence traced and its Intervene tab in front."""
+    session, panel = open_attention(qtbot, folder, prompt, size=(900, 760))
     panel.tabs.setCurrentWidget(panel.intervene)
     return session, panel
 
 
-def _idle(qtbot, session):
-    qtbot.waitUntil(lambda: not session.busy, timeout=60000)
-    qtbot.wait(20)
-
-
-def test_ablate_sweep_and_patch_from_the_tab(qtbot, tiny_gpt2, loaded):
-    session, panel = _open(qtbot, tiny_gpt2)
+def test_ablate_sweep_and_patch_from_the_tab(qtbot, tiny_gpt2, loaded, open_attention, idle):
+    session, panel = _open(open_attention, qtbot, tiny_gpt2)
     page = panel.intervene
     # shift-click on two thumbnails, the second one twice (added, then removed again), then a third
     page.add_head("self", 0, 1, extend=True)
@@ -40,7 +26,7 @@ def test_ablate_sweep_and_patch_from_the_tab(qtbot, tiny_gpt2, loaded):
     assert page.heads.text() == "0.1, 1.2"
     page.mlp_blocks.setText("1")
     page.ablate_run.button.click()
-    _idle(qtbot, session)
+    idle(qtbot, session)
     ref = iv.ablate(loaded("gpt2"), SENTENCE, heads=[("self", 0, 1), ("self", 1, 2)], mlp=[("self", 1)])
     assert page.table.rowCount() == 10
     assert page.table.item(0, 3).text() == f"{ref.top[0].delta:+.4f}"
@@ -48,7 +34,7 @@ def test_ablate_sweep_and_patch_from_the_tab(qtbot, tiny_gpt2, loaded):
     # the sweep: a layer x head heatmap equal to the core's, with the chosen heads outlined
     page.pages.setCurrentIndex(1)
     page.sweep_run.button.click()
-    _idle(qtbot, session)
+    idle(qtbot, session)
     sw = iv.sweep(loaded("gpt2"), SENTENCE)
     np.testing.assert_allclose(page.sweep_map.matrix, sw.maps["self"], atol=1e-5)
     assert len(page.sweep_map._marks) == 2
@@ -63,11 +49,11 @@ def test_ablate_sweep_and_patch_from_the_tab(qtbot, tiny_gpt2, loaded):
     page.answer.setText(" the")
     page.wrong.setText(" cat")
     page.patch_run.button.click()
-    _idle(qtbot, session)
+    idle(qtbot, session)
     assert "align on the shorter" in page.patch_note.text().lower() and page.align.isVisible()
     assert page.patch_map.matrix is None
     page.align.click()
-    _idle(qtbot, session)
+    idle(qtbot, session)
     assert not page.align.isVisible()
     assert page.patch_map.matrix is not None and page.patch_map.matrix.shape[0] == 2
     assert "Aligned on the shorter" in page.patch_note.text()
@@ -75,43 +61,43 @@ def test_ablate_sweep_and_patch_from_the_tab(qtbot, tiny_gpt2, loaded):
     session.shutdown()
 
 
-def test_bad_input_is_an_inline_note_and_the_worker_lives_on(qtbot, tiny_gpt2):
-    session, panel = _open(qtbot, tiny_gpt2)
+def test_bad_input_is_an_inline_note_and_the_worker_lives_on(qtbot, tiny_gpt2, open_attention, idle):
+    session, panel = _open(open_attention, qtbot, tiny_gpt2)
     page = panel.intervene
     page.ablate_run.button.click()               # nothing selected
-    _idle(qtbot, session)
+    idle(qtbot, session)
     assert "Nothing is selected" in page.ablate_note.text()
     page.heads.setText("0.9")
     page.ablate_run.button.click()
-    _idle(qtbot, session)
+    idle(qtbot, session)
     assert "out of range" in page.ablate_note.text()
     page.heads.setText("0.0")
     page.target.setText("mat cat")              # several tokens: the first piece, and a note says so
     page.ablate_run.button.click()
-    _idle(qtbot, session)
+    idle(qtbot, session)
     assert "first piece" in page.ablate_note.text() and page.table.rowCount() == 10
     assert page.ablate_run.button.isEnabled()
     session.shutdown()
 
 
-def test_sweep_cancel_leaves_the_tab_ready(qtbot, tiny_gpt2):
-    session, panel = _open(qtbot, tiny_gpt2)
+def test_sweep_cancel_leaves_the_tab_ready(qtbot, tiny_gpt2, open_attention, idle):
+    session, panel = _open(open_attention, qtbot, tiny_gpt2)
     page = panel.intervene
     page.pages.setCurrentIndex(1)
     page.sweep_run.button.click()
     page.sweep_run.cancel.click()
-    _idle(qtbot, session)
+    idle(qtbot, session)
     assert page.sweep_run.button.isEnabled() and not page.sweep_run.cancel.isEnabled()
     session.shutdown()
 
 
 @pytest.mark.parametrize("mode", ["ablate", "patch"])
-def test_lesson_settings_fill_the_tab_and_run(qtbot, tiny_gpt2, mode):
-    session, panel = _open(qtbot, tiny_gpt2)
+def test_lesson_settings_fill_the_tab_and_run(qtbot, tiny_gpt2, mode, open_attention, idle):
+    session, panel = _open(open_attention, qtbot, tiny_gpt2)
     panel.apply_lesson({"view": "intervene", "intervene": {
         "mode": mode, "heads": "0.1", "kind": "mean", "clean": "The cat sat on the mat.",
         "corrupt": "The dog sat on the mat.", "answer": " the", "wrong": " cat", "site": "mlp", "run": True}})
-    _idle(qtbot, session)
+    idle(qtbot, session)
     page = panel.intervene
     assert panel.tabs.currentWidget() is page and page.kind.currentData() == "mean"
     if mode == "ablate":
