@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, TypeVar
 
-from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
+from PySide6.QtCore import QByteArray, QEvent, QSize, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -100,6 +100,23 @@ class PanelScroll(QScrollArea):
         return False
 
 
+DEFAULT_SIZE = QSize(1400, 900)
+TITLE_BAR = 32       # room left for the window manager's title bar when the screen is small
+
+
+def default_size() -> QSize:
+    """1400 x 900, or the screen's free area where that is smaller (a 1024 x 768 projector):
+    the window must not open wider than the screen. The offscreen platform (tests,
+    selftest) has no real screen, so its windows keep the size asked for."""
+    screen = QGuiApplication.primaryScreen()
+    if QGuiApplication.platformName() == "offscreen" or screen is None:
+        return QSize(DEFAULT_SIZE)
+    free = screen.availableGeometry()
+    if free.width() >= DEFAULT_SIZE.width() and free.height() >= DEFAULT_SIZE.height() + TITLE_BAR:
+        return QSize(DEFAULT_SIZE)
+    return QSize(min(DEFAULT_SIZE.width(), free.width()), min(DEFAULT_SIZE.height(), free.height() - TITLE_BAR))
+
+
 class MainWindow(QMainWindow):
     def __init__(self, session: Optional[Session] = None, restore: bool = True):
         super().__init__()
@@ -165,7 +182,7 @@ class MainWindow(QMainWindow):
         self.session.busy_changed.connect(self._busy)
         self.session.progress.connect(self._progress)
         self.session.error.connect(self._error)
-        self.resize(1400, 900)
+        self.resize(default_size())
         self._build_workshop()
         if restore:
             self.restore_settings()

@@ -176,3 +176,17 @@ def test_model_panel_lists_devices_and_the_cache_from_the_worker(qtbot, tmp_path
     assert [panel.device.itemData(i) for i in range(len(panel.devices))] == models.available_devices()
     assert panel.current_device() == "cpu"
     session.shutdown()
+
+
+def test_the_window_opens_no_larger_than_a_small_screen(qtbot, monkeypatch):
+    """On a 1024 x 700 projector the 1400 x 900 default left the Analyse button off screen."""
+    from PySide6.QtGui import QGuiApplication
+
+    from lab.ui import main_window
+
+    assert main_window.default_size() == main_window.DEFAULT_SIZE        # offscreen: as asked
+    monkeypatch.setattr(QGuiApplication, "platformName", staticmethod(lambda: "xcb"))
+    free = QGuiApplication.primaryScreen().availableGeometry()          # 800 x 800 offscreen
+    size = main_window.default_size()
+    assert size.width() <= free.width() and size.height() <= free.height() - main_window.TITLE_BAR
+    assert size.width() == min(1400, free.width())
