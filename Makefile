@@ -19,8 +19,14 @@ STAMP  := $(VENV)/.tvlab-installed
 TORCH_VERSION ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
+# Every other package at the version the suite, the bundle and CI were run with
+# (packaging/constraints.txt, refreshed by `make lock`), so a new upstream release cannot
+# break a fresh install unseen. `make run CONSTRAINTS=` installs from pyproject.toml's
+# ranges alone.
+CONSTRAINTS ?= packaging/constraints.txt
+PIN := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: run test venv selftest bench clean bundle bundle-check
+.PHONY: run test venv selftest bench clean bundle bundle-check lock
 
 run: $(STAMP)
 	$(PY) -m lab gui
@@ -43,7 +49,7 @@ venv: $(STAMP)
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(PY)
+$(STAMP): pyproject.toml $(CONSTRAINTS) | $(PY)
 	@$(PY) -c "import torch" 2>/dev/null && echo "torch: keeping $$($(PY) -c 'import torch; print(torch.__version__)')" || { \
 	  if [ -n "$(TORCH_INDEX)" ]; then \
 	    $(PIP) install -q "torch==$(TORCH_VERSION)" --index-url "$(TORCH_INDEX)"; \
@@ -54,7 +60,7 @@ $(STAMP): pyproject.toml | $(PY)
 	  else \
 	    $(PIP) install -q "torch==$(TORCH_VERSION)"; \
 	  fi; }
-	$(PIP) install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+	$(PIP) install -q -e ".[test]" $(PIN) 2>&1 | grep -v "^WARNING: Location" || true
 	@$(PY) -c "import lab, torch, transformers, PySide6, pyqtgraph, onnxruntime, pytest, ruff, importlinter" \
 	  || { echo "install failed: see the messages above" >&2; exit 1; }
 	@# An editable install leaves the lab's own modules uncompiled (pip compiles only what it
@@ -65,12 +71,21 @@ $(STAMP): pyproject.toml | $(PY)
 clean:
 	rm -rf $(VENV) build dist *.egg-info
 
+# Record what a fresh install from pyproject.toml's ranges picks today (with PyInstaller)
+# in packaging/constraints.txt; then run `make test` and `make bundle bundle-check` on it.
+lock:
+	rm -rf .venv-lock
+	$(MAKE) --no-print-directory VENV=.venv-lock CONSTRAINTS= venv
+	.venv-lock/bin/python -m pip --disable-pip-version-check install -q "pyinstaller>=6.10"
+	packaging/lock.sh .venv-lock
+	rm -rf .venv-lock
+
 # Installers: a PyInstaller one-folder bundle in dist/tvlab/, then
 # dist/tvlab-VERSION-linux-x86_64.tar.gz and dist/tvlab_VERSION_amd64.deb. The zoo is
 # taken from models/*/ (train it first); `make bundle-check` runs the bundle's selftest
 # with no Python on the PATH and no network.
 bundle: $(STAMP)
-	@$(PY) -c "import PyInstaller" 2>/dev/null || $(PIP) install -q "pyinstaller>=6.10"
+	@$(PY) -c "import PyInstaller" 2>/dev/null || $(PIP) install -q "pyinstaller>=6.10" $(PIN)
 	@ls models/*/config.json >/dev/null 2>&1 || echo "bundle: warning: no zoo in models/ — the bundle will have no built-in models" >&2
 	rm -rf dist/tvlab
 	@start=$$(date +%s); \

@@ -145,3 +145,35 @@ def test_bundle_spec_names_installed_distributions_and_hides_no_error():
     for dist in names["REQUIRED_METADATA"]:
         importlib.metadata.distribution(dist)       # a misspelled name raises here
     assert "LICENSE" in (REPO / "build_spec.spec").read_text()
+
+
+def test_the_constraints_pin_versions_that_pyproject_accepts():
+    """make installs packaging/constraints.txt's versions: each line pins one version (on the
+    Python versions it was tested with), leaves torch to the Makefile, and agrees with the
+    ranges pyproject.toml declares — a lock that contradicts them would fail a fresh install."""
+    import tomllib
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = [Requirement(r) for r in project["dependencies"]]
+    extras = project["optional-dependencies"]
+    declared += [Requirement(r) for extra in ("test", "bundle") for r in extras[extra]]   # what make installs
+    pins = {}
+    for line in (REPO / "packaging" / "constraints.txt").read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        req = Requirement(line)
+        (spec,) = req.specifier
+        assert spec.operator == "==", line
+        assert req.marker is not None and req.marker.evaluate({"python_version": "3.11"}), line
+        assert not req.marker.evaluate({"python_version": "3.10"}), line
+        pins[canonicalize_name(req.name)] = spec.version
+    assert "torch" not in pins and "transformer-visual-lab" not in pins
+    for req in declared:
+        name = canonicalize_name(req.name)
+        if name == "torch":
+            continue
+        assert name in pins, f"{req.name} is declared but not in the constraints (run make lock)"
+        assert req.specifier.contains(pins[name], prereleases=True), (req, pins[name])
+    assert "-c $(CONSTRAINTS)" in (REPO / "Makefile").read_text()
