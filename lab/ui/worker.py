@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -116,6 +118,26 @@ class ModelWorker(QObject):
                              f"Internal error while {task.label or task.channel}: {type(err).__name__}: {err}")
 
 
+# How much lower than the GUI thread the workers run (a Linux nice value, inherited by the
+# threads torch starts from the worker and by the conversion process). When the window
+# needs a core to paint, it gets one; when it is idle, the workers have every core.
+WORKER_NICE = int(os.environ.get("TVLAB_WORKER_NICE", "10"))
+
+
+def lower_priority() -> None:
+    """Run the calling thread (and what it starts) below the GUI thread."""
+    if WORKER_NICE <= 0:
+        return
+    if sys.platform.startswith("linux"):     # nice is per thread on Linux
+        tid = threading.get_native_id()
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICE))
+        except OSError:
+            log.warning("could not lower the worker thread's priority", exc_info=True)
+    else:                                    # macOS, Windows: Qt's own thread priority
+        QThread.currentThread().setPriority(QThread.LowPriority)
+
+
 class WorkerThread(QThread):
     """The thread a worker lives on; stopped and joined on close."""
 
@@ -126,6 +148,7 @@ class WorkerThread(QThread):
         worker.moveToThread(self)
 
     def run(self) -> None:
+        lower_priority()
         if self._preload:       # torch's libraries, opened without the GIL (the window keeps painting)
             try:
                 libraries.preload_torch()

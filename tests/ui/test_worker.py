@@ -1,6 +1,11 @@
 """The worker owns the model; the GUI thread stays free and survives every error."""
+import os
+import subprocess
+import sys
 import threading
 import time
+
+import pytest
 
 
 def test_gui_thread_keeps_beating_while_worker_loads_and_runs(qtbot, session, tiny_model_dir):
@@ -170,3 +175,27 @@ def test_replacing_a_model_hands_the_old_ones_memory_back(qtbot, session, tiny_m
     monkeypatch.setattr(devices, "trim_heap", lambda: freed_before_trim.append(old[0]() is None))
     load_and_wait(qtbot, session, tiny_model_dir("bert"))
     assert freed_before_trim == [True]      # trimmed once, after the old model was released
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_the_workers_run_below_the_gui_thread_and_what_they_start_inherits_it(qtbot, session):
+    from lab.ui import worker
+
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    got = []
+
+    def probe(lm, job):
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        t.start()
+        t.join()
+        child = subprocess.run([sys.executable, "-c", "import os; print(os.nice(0))"],
+                               capture_output=True, text=True, check=True)
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), seen[0], int(child.stdout)
+
+    session.request("test.nice", probe, got.append, needs_model=False)
+    qtbot.waitUntil(lambda: bool(got), timeout=10000)
+    want = min(19, base + worker.WORKER_NICE)
+    assert worker.WORKER_NICE > 0
+    assert got[0] == (want, want, want)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base   # the GUI thread
