@@ -121,7 +121,18 @@ class ModelWorker(QObject):
 # How much lower than the GUI thread the workers run (a Linux nice value, inherited by the
 # threads torch starts from the worker and by the conversion process). When the window
 # needs a core to paint, it gets one; when it is idle, the workers have every core.
-WORKER_NICE = int(os.environ.get("TVLAB_WORKER_NICE", "10"))
+def _worker_nice(default: int = 10) -> int:
+    text = os.environ.get("TVLAB_WORKER_NICE", "").strip()
+    if not text:
+        return default
+    try:
+        return max(0, min(19, int(text)))
+    except ValueError:
+        log.warning("TVLAB_WORKER_NICE=%r is not a whole number; using %d", text, default)
+        return default
+
+
+WORKER_NICE = _worker_nice()
 
 
 def lower_priority() -> None:

@@ -199,3 +199,14 @@ def test_the_workers_run_below_the_gui_thread_and_what_they_start_inherits_it(qt
     assert worker.WORKER_NICE > 0
     assert got[0] == (want, want, want)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base   # the GUI thread
+
+
+def test_a_garbage_worker_nice_falls_back_to_the_default(monkeypatch):
+    from lab.ui import worker
+
+    monkeypatch.setenv("TVLAB_WORKER_NICE", "high")
+    assert worker._worker_nice() == 10
+    monkeypatch.setenv("TVLAB_WORKER_NICE", "0")
+    assert worker._worker_nice() == 0
+    monkeypatch.setenv("TVLAB_WORKER_NICE", "40")
+    assert worker._worker_nice() == 19
