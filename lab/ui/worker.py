@@ -118,9 +118,6 @@ class ModelWorker(QObject):
                              f"Internal error while {task.label or task.channel}: {type(err).__name__}: {err}")
 
 
-# How much lower than the GUI thread the workers run (a Linux nice value, inherited by the
-# threads torch starts from the worker and by the conversion process). When the window
-# needs a core to paint, it gets one; when it is idle, the workers have every core.
 def _worker_nice(default: int = 10) -> int:
     text = os.environ.get("TVLAB_WORKER_NICE", "").strip()
     if not text:
@@ -132,6 +129,9 @@ def _worker_nice(default: int = 10) -> int:
         return default
 
 
+# How much lower than the GUI thread the workers run (a Linux nice value, inherited by the
+# threads torch starts from the worker and by the conversion process). When the window
+# needs a core to paint, it gets one; when it is idle, the workers have every core.
 WORKER_NICE = _worker_nice()
 
 
